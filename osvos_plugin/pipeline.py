@@ -1,0 +1,186 @@
+"""The one small API where engine, plate I/O and hosts meet: a render job in, a matte sequence out.
+
+``osvos-render`` and every host adapter describe what to do as a ``RenderJob`` and call ``render``.
+Everything that can be wrong with the inputs is found before fine-tuning starts; frames already
+written are kept (resume) unless ``overwrite``; each matte is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .finetune import FinetuneConfig, finetune
+from .inference import InferenceConfig, Segmenter
+from .io import (
+    AsyncWriter,
+    MaskError,
+    PlateError,
+    PrefetchReader,
+    format_frame_path,
+    read_mask,
+    read_plate,
+    resolve_sequence,
+    validate_plates,
+    write_matte,
+)
+from .manifest import load_manifest
+from .models import default_parent_path
+from .network import OSVOSNet
+from .training import CancelFlag, ProgressFn
+from .weights import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Keyframe:
+    """A painted mask and the Source frame it was painted on (None: the first frame of the range)."""
+
+    mask: str | os.PathLike
+    frame: int | None = None
+
+
+@dataclass
+class RenderJob:
+    source: str  # plate pattern: plate.####.exr, plate.%04d.exr, plate.@.exr, plate.$F4.exr, or one file
+    output: str  # matte pattern, same syntax
+    keyframes: list[Keyframe] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # plugin.json parameter names -> values
+    parent: str | os.PathLike | None = None  # parent network; None: the shipped one
+    load_model: str | os.PathLike | None = None  # an already fine-tuned model: skip fine-tuning
+    save_model: str | os.PathLike | None = None  # keep the fine-tuned model for other processes
+    overwrite: bool = False
+    resize_mask: bool = False
+
+
+@dataclass
+class RenderSummary:
+    frames: int  # in the range
+    written: int
+    skipped: int  # already on disk (resume)
+    finetune_s: float
+    infer_s: float
+    total_s: float
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.written / self.infer_s if self.infer_s > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.written} frames written, {self.skipped} kept, in {self.total_s:.1f} s "
+            f"(fine-tune {self.finetune_s:.1f} s, inference {self.infer_s:.1f} s, {self.fps:.2f} fps)"
+        )
+
+
+def _check_output_pattern(job: RenderJob, frames: list[int]) -> list[Path]:
+    outs = [format_frame_path(job.output, f) for f in frames]
+    if len(set(outs)) != len(outs):
+        raise PlateError(
+            f"output {job.output!r} has no frame number token (#### or %04d) but {len(frames)} frames are rendered."
+        )
+    sources = {str(format_frame_path(job.source, f)) for f in frames}
+    clash = [str(o) for o in outs if str(o) in sources]
+    if clash:
+        raise PlateError(f"output {clash[0]} is a Source frame: refusing to overwrite the plate.")
+    return outs
+
+
+def load_keyframes(
+    job: RenderJob, frames: list[tuple[int, Path]], colorspace: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rgb, mask) pairs for fine-tuning, every problem reported in one message."""
+    if not job.keyframes:
+        raise MaskError("no mask given: paint the object on one frame and pass it with --mask.")
+    first_frame, first_path = frames[0]
+    problems, pairs = [], []
+    for kf in job.keyframes:
+        number = first_frame if kf.frame is None else kf.frame
+        path = dict(frames).get(number) or format_frame_path(job.source, number)
+        try:
+            plate = read_plate(path, frame=number, colorspace=colorspace)
+            mask = read_mask(kf.mask, expected_size=(plate.info.width, plate.info.height), resize=job.resize_mask)
+        except (PlateError, MaskError) as e:
+            problems.append(str(e))
+            continue
+        pairs.append((plate.rgb, mask))
+    if problems:
+        raise MaskError("\n".join(problems))
+    return pairs
+
+
+def render(
+    job: RenderJob,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag = None,
+) -> RenderSummary:
+    """Fine-tune on the keyframes (or load a fine-tuned model), then write a matte for every frame."""
+    t0 = time.monotonic()
+    p = load_manifest().resolve(job.params)
+    frames = resolve_sequence(job.source, p["frames"] or None)
+    infos = validate_plates(frames)
+    outputs = _check_output_pattern(job, [f for f, _ in frames])
+    todo = [i for i, out in enumerate(outputs) if job.overwrite or not out.exists()]
+    log.info("%d frames in range, %d to render", len(frames), len(todo))
+    if job.keyframes and p["mask_frame"] is not None and job.keyframes[0].frame is None:
+        job.keyframes[0].frame = p["mask_frame"]
+
+    t_ft = time.monotonic()
+    model = _model_for(job, p, frames, need=bool(todo) or job.save_model is not None, progress=progress,
+                       cancel=cancel)
+    finetune_s = time.monotonic() - t_ft
+    written: list[Path] = []
+    t_inf = time.monotonic()
+    if todo:
+        segmenter = Segmenter(model, InferenceConfig(
+            process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
+            threshold=p["threshold"], device=p["device"], precision=p["precision"],
+        ))
+        reader = PrefetchReader([frames[i] for i in todo], colorspace=p["input_colorspace"])
+        by_frame = {frames[i][0]: (outputs[i], infos[i]) for i in todo}
+        with AsyncWriter() as writer:
+            # The plate itself is the stream's key: the rgba writer needs its pixels, and at most one
+            # batch of plates is alive at a time.
+            for plate, matte in segmenter.stream(((pl, pl.rgb) for pl in reader), total=len(todo),
+                                                 progress=progress, cancel=cancel):
+                out, info = by_frame[plate.info.frame]
+                writer.submit(write_matte, out, matte, info, p["output_format"], plate)
+                written.append(out)
+    infer_s = time.monotonic() - t_inf
+    return RenderSummary(len(frames), len(written), len(frames) - len(todo), finetune_s, infer_s,
+                         time.monotonic() - t0, written)
+
+
+def _model_for(
+    job: RenderJob, p: dict, frames: list[tuple[int, Path]], need: bool, progress, cancel
+) -> OSVOSNet | None:
+    if not need:
+        return None
+    if job.load_model is not None:
+        model, info = load_checkpoint(job.load_model, expect="osvos-vgg16")
+        log.info("using fine-tuned model %s (%s)", job.load_model, info.provenance.get("kind", "?"))
+        return model
+    keyframes = load_keyframes(job, frames, p["input_colorspace"])
+    parent_path = Path(job.parent) if job.parent else default_parent_path()
+    parent, _ = load_checkpoint(parent_path, expect="osvos-vgg16")
+    cfg = FinetuneConfig(
+        iterations=p["iterations"], learning_rate=p["learning_rate"], optimizer=p["optimizer"], seed=p["seed"],
+        process_size=p["process_size"], device=p["device"], precision=p["precision"],
+    )
+    model = finetune(parent, keyframes, cfg, progress=progress, cancel=cancel)
+    if job.save_model is not None:
+        save_checkpoint(model, job.save_model, provenance={
+            "kind": "fine-tuned", "parent": str(parent_path), "source": job.source,
+            "keyframes": [[str(k.mask), k.frame] for k in job.keyframes],
+            "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
+        })
+        log.info("fine-tuned model saved to %s", job.save_model)
+    return model

@@ -1,0 +1,147 @@
+"""The training loop shared by one-shot fine-tuning and parent training.
+
+It knows nothing of where samples come from: a sampler hands it (image, mask) batches, and it reports
+progress (fraction, loss, ETA) and honours a cancel flag between steps, which is what hosts need.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .device import autocast
+from .losses import deep_supervision_loss
+from .network import OSVOSNet
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raised between steps when the host's cancel flag is set."""
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives."""
+
+    stage: str  # "finetune", "infer", "train"
+    done: int
+    total: int
+    loss: float | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.done == 0 or self.total == 0:
+            return None
+        return self.elapsed_s / self.done * (self.total - self.done)
+
+
+ProgressFn = Callable[[Progress], None]
+CancelFlag = threading.Event | Callable[[], bool] | None
+
+
+def is_cancelled(cancel: CancelFlag) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings; the loss is per-pixel normalised, so these do not depend on image size."""
+
+    learning_rate: float = 1e-4
+    optimizer: str = "adam"  # adam | sgd
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    freeze_stages: int = 0  # trunk stages (from conv1) kept frozen
+    side_weight: float = 1.0  # deep supervision weight at step 0, fading linearly to 0 at the end
+    lr_decay: bool = True  # cosine decay to 1/20 of the rate; steadier last steps
+
+
+def trainable_parameters(model: OSVOSNet, freeze_stages: int) -> list[torch.nn.Parameter]:
+    for i, stage in enumerate(model.stages):
+        stage.requires_grad_(i >= freeze_stages)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}: expected adam or sgd")
+
+
+def lr_factor(step: int, total: int, decay: bool) -> float:
+    if not decay or total <= 1:
+        return 1.0
+    floor = 0.05
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+def run_training(
+    model: OSVOSNet,
+    sample: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    cfg: OptimConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    stage: str = "finetune",
+    start_step: int = 0,
+    optimizer: torch.optim.Optimizer | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> torch.optim.Optimizer:
+    """Run steps ``start_step`` .. ``steps - 1``; ``sample(step)`` gives an (image, mask) batch on ``device``.
+
+    Returns the optimiser, so a caller can checkpoint and resume. Raises ``Cancelled`` between steps.
+    """
+    model.train()
+    params = trainable_parameters(model, cfg.freeze_stages)
+    opt = optimizer or make_optimizer(params, cfg)
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
+    for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+        g["initial_lr"] = lr
+    t0 = time.monotonic()
+    ema = None
+    for step in range(start_step, steps):
+        if is_cancelled(cancel):
+            raise Cancelled(f"{stage} cancelled at step {step} of {steps}")
+        for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+            g["lr"] = lr * lr_factor(step, steps, cfg.lr_decay)
+        image, mask = sample(step)
+        side_w = cfg.side_weight * (1.0 - step / steps)
+        with autocast(device, dtype):
+            fused, sides = model.forward_with_sides(image)
+        loss = deep_supervision_loss(fused, sides, mask, side_w)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = loss.item()
+        ema = value if ema is None else 0.9 * ema + 0.1 * value
+        if on_step is not None:
+            on_step(step, value)
+        if progress is not None:
+            progress(Progress(stage, step + 1 - start_step, steps - start_step, ema, time.monotonic() - t0))
+    model.eval()
+    return opt

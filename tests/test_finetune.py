@@ -1,0 +1,99 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from osvos_plugin.augment import AugmentConfig
+from osvos_plugin.finetune import FinetuneConfig, finetune
+from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.training import Cancelled
+from osvos_plugin.weights import load_checkpoint
+
+SMALL = dict(process_size=128, device="cpu", precision="fp32", learning_rate=1e-4)
+
+
+def _iou(a, b):
+    a, b = a > 0.5, b > 0.5
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+def test_finetune_learns_the_painted_object(demo_pair, tiny_parent):
+    parent, _ = load_checkpoint(tiny_parent)
+    rgb, mask = demo_pair(1001, long_side=128)
+    seg0 = Segmenter(parent, InferenceConfig(process_size=0, device="cpu", precision="fp32"))
+    before = _iou(seg0.predict(rgb), mask)
+    model = finetune(parent, [(rgb, mask)], FinetuneConfig(iterations=40, **SMALL))
+    seg = Segmenter(model, InferenceConfig(process_size=0, device="cpu", precision="fp32"))
+    after = _iou(seg.predict(rgb), mask)
+    later_rgb, later_mask = demo_pair(1010, long_side=128)
+    later = _iou(seg.predict(later_rgb), later_mask)
+    assert after > 0.6 and after > before + 0.2
+    assert later > 0.5  # a frame it never saw
+    # the parent is left as it was
+    p2, _ = load_checkpoint(tiny_parent)
+    assert all(torch.equal(a, b) for a, b in zip(parent.state_dict().values(), p2.state_dict().values()))
+
+
+def test_same_seed_same_result_other_seed_differs(demo_pair, tiny_parent):
+    parent, _ = load_checkpoint(tiny_parent)
+    pair = demo_pair(1001, long_side=64)
+    runs = [finetune(parent, [pair], FinetuneConfig(iterations=3, seed=s, **SMALL)) for s in (7, 7, 8)]
+    w = [r.fuse.weight.detach().clone() for r in runs]
+    assert torch.equal(w[0], w[1])
+    assert not torch.equal(w[0], w[2])
+
+
+def test_progress_and_cancel(demo_pair, tiny_parent):
+    parent, _ = load_checkpoint(tiny_parent)
+    seen = []
+    cancel = threading.Event()
+
+    def progress(p):
+        seen.append(p)
+        if p.done == 3:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        finetune(parent, [demo_pair(1001, long_side=64)], FinetuneConfig(iterations=50, **SMALL), progress, cancel)
+    assert [p.done for p in seen] == [1, 2, 3]
+    assert all(p.total == 50 and p.stage == "finetune" and p.loss > 0 for p in seen)
+    assert seen[-1].eta_s > 0 and 0 < seen[-1].fraction < 1
+
+
+def test_several_keyframes_are_all_used(demo_pair, tiny_parent):
+    parent, _ = load_checkpoint(tiny_parent)
+    a, b = demo_pair(1001, long_side=64), demo_pair(1020, long_side=64)
+    model = finetune(parent, [a, b], FinetuneConfig(iterations=30, **SMALL))
+    seg = Segmenter(model, InferenceConfig(process_size=0, device="cpu", precision="fp32"))
+    assert _iou(seg.predict(b[0]), b[1]) > 0.5
+
+
+@pytest.mark.parametrize(
+    "mask_fn, message",
+    [
+        (lambda m: np.zeros_like(m), "no foreground"),
+        (lambda m: np.ones_like(m), "all foreground"),
+        (lambda m: np.where(m > 0, np.nan, 0).astype(np.float32), "NaN"),
+        (lambda m: m[:-1], "mask is"),
+    ],
+)
+def test_bad_keyframes_are_refused(demo_pair, tiny_parent, mask_fn, message):
+    parent, _ = load_checkpoint(tiny_parent)
+    rgb, mask = demo_pair(1001, long_side=64)
+    with pytest.raises(ValueError, match=message):
+        finetune(parent, [(rgb, mask_fn(mask))], FinetuneConfig(iterations=1, **SMALL))
+
+
+def test_augmentations_keep_image_and_mask_aligned():
+    from osvos_plugin.augment import augment_pair
+
+    img = torch.zeros(1, 3, 40, 60)
+    img[..., 10:20, 5:25] = 1.0
+    mask = img[:, :1].clone()
+    g = torch.Generator().manual_seed(0)
+    cfg = AugmentConfig(crop=0.7, rotate_deg=15, colour=0.0)
+    for _ in range(20):
+        a, m = augment_pair(img, mask, cfg, g)
+        assert a.shape[-2:] == m.shape[-2:]
+        assert ((a[:, 0] > 0.5) == (m[:, 0] > 0.5)).float().mean() > 0.97

@@ -1,0 +1,77 @@
+import threading
+
+import numpy as np
+import pytest
+
+from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.training import Cancelled
+from osvos_plugin.weights import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def segmenter_factory(tiny_parent):
+    model, _ = load_checkpoint(tiny_parent)
+
+    def make(**kw):
+        cfg = dict(process_size=64, device="cpu", precision="fp32", batch_size=2)
+        cfg.update(kw)
+        return Segmenter(model, InferenceConfig(**cfg))
+
+    return make
+
+
+def test_matte_is_at_plate_size_soft_or_hard(demo_pair, segmenter_factory):
+    rgb, _ = demo_pair(1001, long_side=150)  # 150 x 84: processed at 64 x 36, resampled back
+    soft = segmenter_factory(soft=True).predict(rgb)
+    hard = segmenter_factory(soft=False, threshold=0.5).predict(rgb)
+    assert soft.shape == hard.shape == rgb.shape[:2] and soft.dtype == np.float32
+    assert 0 <= soft.min() and soft.max() <= 1 and len(np.unique(soft)) > 10
+    assert set(np.unique(hard)) <= {0.0, 1.0}
+    assert np.array_equal(hard, (soft > 0.5).astype(np.float32))
+    assert np.array_equal(segmenter_factory(threshold=1.0).predict(rgb), np.zeros_like(soft))
+
+
+def test_batched_equals_one_by_one(demo_pair, segmenter_factory):
+    frames = [demo_pair(f, long_side=96)[0] for f in (1001, 1002, 1003)]
+    seg = segmenter_factory(soft=True, batch_size=3)
+    batched = seg.probabilities(frames)
+    single = [seg.probabilities([f])[0] for f in frames]
+    for a, b in zip(batched, single, strict=True):
+        assert np.allclose(a, b, atol=1e-4)
+
+
+def test_stream_is_lazy_and_in_order(demo_pair, segmenter_factory):
+    """At most one batch is read ahead: memory does not grow with the number of frames."""
+    rgb, _ = demo_pair(1001, long_side=64)
+    pulled = []
+
+    def frames():
+        for i in range(7):
+            pulled.append(i)
+            yield i, rgb
+
+    seg = segmenter_factory(batch_size=2)
+    out = []
+    for key, matte in seg.stream(frames(), total=7):
+        assert len(pulled) - len(out) <= 2
+        out.append(key)
+    assert out == list(range(7))
+
+
+def test_stream_cancel_between_batches(demo_pair, segmenter_factory):
+    rgb, _ = demo_pair(1001, long_side=64)
+    cancel = threading.Event()
+    got = []
+    with pytest.raises(Cancelled):
+        for key, _ in segmenter_factory(batch_size=1).stream(((i, rgb) for i in range(10)), cancel=cancel):
+            got.append(key)
+            if key == 2:
+                cancel.set()
+    assert got == [0, 1, 2]
+
+
+def test_bf16_close_to_fp32(demo_pair, segmenter_factory):
+    rgb, _ = demo_pair(1001, long_side=96)
+    a = segmenter_factory(soft=True, precision="fp32").predict(rgb)
+    b = segmenter_factory(soft=True, precision="bf16").predict(rgb)
+    assert np.abs(a - b).mean() < 0.03
