@@ -69,8 +69,8 @@ def augment_pair(
         image = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         mask = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if cfg.crop < 1.0:
-        ch = max(16, round(h * _uniform(g, cfg.crop, 1.0)))
-        cw = max(16, round(w * _uniform(g, cfg.crop, 1.0)))
+        ch = min(h, max(16, round(h * _uniform(g, cfg.crop, 1.0))))
+        cw = min(w, max(16, round(w * _uniform(g, cfg.crop, 1.0))))
         y0 = int(torch.randint(0, h - ch + 1, (), generator=g))
         x0 = int(torch.randint(0, w - cw + 1, (), generator=g))
         image, mask = image[..., y0:y0 + ch, x0:x0 + cw], mask[..., y0:y0 + ch, x0:x0 + cw]

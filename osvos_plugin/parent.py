@@ -193,4 +193,5 @@ def train_parent(
 
 def load_parent_frames(seq: DavisSequence) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rgb float [0,1], mask float [0,1]) pairs of a sequence, for validation."""
-    return [(f.astype(np.float32) / 255, m.astype(np.float32) / 255) for f, m in zip(seq.frames, seq.masks, strict=True)]
+    pairs = zip(seq.frames, seq.masks, strict=True)
+    return [(f.astype(np.float32) / 255, m.astype(np.float32) / 255) for f, m in pairs]

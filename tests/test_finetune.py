@@ -32,7 +32,7 @@ def test_finetune_learns_the_painted_object(demo_pair, tiny_parent):
     assert later > 0.5  # a frame it never saw
     # the parent is left as it was
     p2, _ = load_checkpoint(tiny_parent)
-    assert all(torch.equal(a, b) for a, b in zip(parent.state_dict().values(), p2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(parent.state_dict().values(), p2.state_dict().values(), strict=True))
 
 
 def test_same_seed_same_result_other_seed_differs(demo_pair, tiny_parent):

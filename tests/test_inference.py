@@ -52,7 +52,7 @@ def test_stream_is_lazy_and_in_order(demo_pair, segmenter_factory):
 
     seg = segmenter_factory(batch_size=2)
     out = []
-    for key, matte in seg.stream(frames(), total=7):
+    for key, _matte in seg.stream(frames(), total=7):
         assert len(pulled) - len(out) <= 2
         out.append(key)
     assert out == list(range(7))

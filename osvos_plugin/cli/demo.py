@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render the bundled demo shot (DAVIS 'bear', 20 frames, CC BY 4.0): fine-tune on the painted "
         f"frame {FIRST}, write EXR mattes and an overlay preview, and print J against the ground truth.",
     )
-    p.add_argument("--output-dir", type=Path, default=Path("demo_out"), help="Where everything goes (default: demo_out).")
+    p.add_argument("--output-dir", type=Path, default=Path("demo_out"),
+                   help="Where everything goes (default: demo_out).")
     p.add_argument("--parent", type=Path, default=None, help="Parent network (default: the shipped one).")
     p.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto")
     add_manifest_arguments(p)

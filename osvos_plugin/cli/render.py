@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted (run again to resume).",
     )
     parser.add_argument("source", metavar="PLATE_PATTERN",
-                        help="The Source plate: plate.####.exr, plate.%%04d.exr, plate.@.exr, plate.$F4.exr, or a file.")
+                        help="The Source plate: plate.####.exr, plate.%%04d.exr, plate.@.exr, plate.$F4.exr, "
+                        "or a single file.")
     parser.add_argument("--mask", action="append", default=[], metavar="MASK",
                         help="The painted mask for --mask-frame (alpha, or luminance when it has none).")
     parser.add_argument("--keyframe", nargs=2, action="append", default=[], metavar=("FRAME", "MASK"),

@@ -40,7 +40,9 @@ def list_sequences(root: str | os.PathLike, resolution: str = DEFAULT_RESOLUTION
     img_dir = root / "JPEGImages" / resolution
     ann_dir = root / "Annotations" / resolution
     if not img_dir.is_dir() or not ann_dir.is_dir():
-        raise FileNotFoundError(f"{root}: not a DAVIS root (needs JPEGImages/{resolution} and Annotations/{resolution})")
+        raise FileNotFoundError(
+            f"{root}: not a DAVIS root (needs JPEGImages/{resolution} and Annotations/{resolution})"
+        )
     return sorted(p.name for p in img_dir.iterdir() if (ann_dir / p.name).is_dir())
 
 

@@ -1,0 +1,97 @@
+"""Engine speed: seconds per fine-tuning step and per inferred frame, against a bare torchvision VGG16.
+
+Prints a Markdown table (paste into BENCHMARKS.md). The bar (issue #2): OSVOS inference at 854x480
+within 1.25x of torchvision's ``vgg16().features`` forward at the same size and precision, timed in the
+same run. Run: ``.venv/bin/python benchmarks/bench_engine.py [--device cuda] [--repeats 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+from osvos_plugin.augment import AugmentConfig
+from osvos_plugin.device import autocast, prepare_model, resolve_device
+from osvos_plugin.finetune import FinetuneConfig, finetune
+from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.network import OSVOSNet
+
+SIZES = [(480, 854), (240, 427)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_it(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(device: torch.device, repeats: int, finetune_steps: int) -> list[dict]:
+    rows = []
+    vgg = prepare_model(torchvision.models.vgg16().features, device).eval()
+    net = OSVOSNet()
+    for h, w in SIZES:
+        rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+        mask = np.zeros((h, w), np.float32)
+        mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1
+        for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            seg = Segmenter(net, InferenceConfig(process_size=0, batch_size=1, device=str(device),
+                                                 precision=precision))
+            x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
+
+            def vgg_forward(x=x, dtype=dtype):
+                with torch.inference_mode(), autocast(device, dtype):
+                    vgg(x)
+
+            t_vgg = time_it(vgg_forward, device, repeats)
+            t_osvos = time_it(lambda rgb=rgb, seg=seg: seg.predict(rgb), device, repeats)
+            # Fine-tuning steps at scale 1.0 only (the paper's 0.5/0.8 scales are cheaper).
+            cfg = FinetuneConfig(iterations=finetune_steps, process_size=max(h, w), device=str(device),
+                                 precision=precision, augment=AugmentConfig(scales=(1.0,), crop=1.0, colour=0.0))
+            finetune(net, [(rgb, mask)], FinetuneConfig(**{**cfg.__dict__, "iterations": 2}))  # warm-up
+            _sync(device)
+            t = time.perf_counter()
+            finetune(net, [(rgb, mask)], cfg)
+            _sync(device)
+            t_step = (time.perf_counter() - t) / finetune_steps
+            rows.append({"size": f"{w}x{h}", "precision": precision, "vgg16_features_s": t_vgg,
+                         "osvos_infer_s": t_osvos, "ratio": t_osvos / t_vgg, "finetune_step_s": t_step})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--finetune-steps", type=int, default=10)
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print("| size | precision | torchvision VGG16 features (s) | OSVOS inference per frame (s) | ratio | "
+          "fine-tune step (s) |")
+    print("|---|---|---|---|---|---|")
+    for r in bench(device, args.repeats, args.finetune_steps):
+        print(f"| {r['size']} | {r['precision']} | {r['vgg16_features_s']:.3f} | {r['osvos_infer_s']:.3f} | "
+              f"{r['ratio']:.2f}x | {r['finetune_step_s']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Quality against fine-tuning budget: one-shot OSVOS on DAVIS-layout sequences, scored with J and F.
+
+For each budget (iterations) and sequence: fine-tune the parent on frame 0's ground truth, segment
+every frame, and score with the DAVIS metrics (first and last frames excluded). Prints Markdown tables
+(per budget, and per sequence) and writes JSON. Budget 0 is the parent alone.
+
+    .venv/bin/python benchmarks/bench_quality.py --parent models/osvos-parent.safetensors \
+        --budgets 0,50,100,200,500,1000 --json quality.json
+
+The default sequences are the five held out from parent training (never DAVIS val).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from osvos_plugin.data.davis import default_davis_root, load_sequence
+from osvos_plugin.evaluation.metrics import evaluate_sequence
+from osvos_plugin.finetune import FinetuneConfig, finetune
+from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.manifest import load_manifest
+from osvos_plugin.models import load_parent
+from osvos_plugin.parent import HELD_OUT
+
+
+def run(parent_path, root, sequences, budgets, process_size, device, save_dir=None) -> list[dict]:
+    parent = load_parent(parent_path)
+    defaults = load_manifest().defaults()
+    rows = []
+    seqs = {name: load_sequence(root, name) for name in sequences}
+    for budget in budgets:
+        for name, seq in seqs.items():
+            rgb0 = seq.frames[0].astype(np.float32) / 255
+            mask0 = (seq.masks[0] > 127).astype(np.float32)
+            cfg = FinetuneConfig(iterations=budget, learning_rate=defaults["learning_rate"],
+                                 optimizer=defaults["optimizer"], process_size=process_size, device=device)
+            t = time.perf_counter()
+            model = finetune(parent, [(rgb0, mask0)], cfg)
+            t_ft = time.perf_counter() - t
+            seg = Segmenter(model, InferenceConfig(process_size=process_size, device=device,
+                                                   batch_size=defaults["batch_size"]))
+            t = time.perf_counter()
+            frames = ((i, f.astype(np.float32) / 255) for i, f in enumerate(seq.frames))
+            preds = [m for _, m in seg.stream(frames)]
+            t_inf = time.perf_counter() - t
+            res = evaluate_sequence([m > 127 for m in seq.masks], [p > 0.5 for p in preds])
+            if save_dir is not None:
+                import cv2
+
+                out = Path(save_dir) / f"it{budget}" / name
+                out.mkdir(parents=True, exist_ok=True)
+                for i, p in enumerate(preds):
+                    cv2.imwrite(str(out / f"{i:05d}.png"), (p > 0.5).astype(np.uint8) * 255)
+            rows.append({"budget": budget, "sequence": name, "J": res.J.mean, "F": res.F.mean,
+                         "J_recall": res.J.recall, "J_decay": res.J.decay,
+                         "finetune_s": t_ft, "infer_s_per_frame": t_inf / len(preds), "frames": len(preds)})
+            r = rows[-1]
+            logging.info("%5d it  %-18s J %.3f F %.3f  fine-tune %.0f s, %.3f s/frame", budget, name, r["J"], r["F"],
+                         t_ft, r["infer_s_per_frame"])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parent", default=None, help="Parent checkpoint (default: the shipped one).")
+    ap.add_argument("--davis-root", type=Path, default=None)
+    ap.add_argument("--sequences", default=",".join(HELD_OUT))
+    ap.add_argument("--budgets", default="0,50,100,200,500,1000")
+    ap.add_argument("--process-size", type=int, default=load_manifest().defaults()["process_size"])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--save-predictions", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets,
+               args.process_size, args.device, args.save_predictions)
+    print("\n| iterations | J mean | F mean | J&F | fine-tune per shot (s) | inference per frame (s) |")
+    print("|---|---|---|---|---|---|")
+    for b in budgets:
+        rs = [r for r in rows if r["budget"] == b]
+        j, f = np.mean([r["J"] for r in rs]), np.mean([r["F"] for r in rs])
+        print(f"| {b} | {j:.3f} | {f:.3f} | {(j + f) / 2:.3f} | {np.mean([r['finetune_s'] for r in rs]):.0f} | "
+              f"{np.mean([r['infer_s_per_frame'] for r in rs]):.3f} |")
+    print("\n| sequence | " + " | ".join(f"J @{b}" for b in budgets) + " |")
+    print("|---|" + "---|" * len(budgets))
+    for name in args.sequences.split(","):
+        js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
+        print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"process_size": args.process_size, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+import json
+import shutil
+import threading
+
+import pytest
+import torch
+
+from osvos_plugin.augment import AugmentConfig
+from osvos_plugin.cli.train_parent import main as train_main
+from osvos_plugin.parent import ParentConfig, train_parent
+from osvos_plugin.training import Cancelled
+from osvos_plugin.weights import load_checkpoint, read_checkpoint_info
+
+DEMO = __import__("pathlib").Path(__file__).resolve().parents[1] / "osvos_plugin" / "demo" / "bear"
+
+
+@pytest.fixture
+def mini_davis(tmp_path):
+    """A DAVIS-layout root with two 4-frame sequences made from the demo shot."""
+    root = tmp_path / "davis"
+    for seq, frames in (("bear-a", range(1001, 1005)), ("bear-b", range(1010, 1014))):
+        (root / "JPEGImages/480p" / seq).mkdir(parents=True)
+        (root / "Annotations/480p" / seq).mkdir(parents=True)
+        for i, f in enumerate(frames):
+            shutil.copy(DEMO / "plate" / f"bear.{f}.jpg", root / "JPEGImages/480p" / seq / f"{i:05d}.jpg")
+            shutil.copy(DEMO / "truth" / f"bear.{f}.png", root / "Annotations/480p" / seq / f"{i:05d}.png")
+    return root
+
+
+def _cfg(**kw):
+    base = dict(iterations=4, long_side=64, device="cpu", precision="fp32", checkpoint_every=2,
+                augment=AugmentConfig(scales=(0.8, 1.0), crop=0.8, rotate_deg=5, colour=0.1))
+    base.update(kw)
+    return ParentConfig(**base)
+
+
+def test_resume_gives_the_same_weights_as_one_run(mini_davis, tmp_path):
+    straight = train_parent(mini_davis, tmp_path / "a", _cfg())
+    # interrupt a 4-step run after step 2 (a checkpoint is written every 2 steps), then resume it
+    stop = threading.Event()
+    with pytest.raises(Cancelled):
+        train_parent(mini_davis, tmp_path / "b", _cfg(), progress=lambda p: p.done == 2 and stop.set(), cancel=stop)
+    assert json.loads((tmp_path / "b" / "last.json").read_text())["step"] == 2
+    resumed = train_parent(mini_davis, tmp_path / "b", _cfg())
+    a, _ = load_checkpoint(straight)
+    b, _ = load_checkpoint(resumed)
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    info = read_checkpoint_info(straight)
+    assert info.provenance["sequences"] == ["bear-a", "bear-b"] and info.provenance["iterations"] == 4
+    lines = (tmp_path / "a" / "loss.csv").read_text().splitlines()
+    assert len(lines) == 4 and all(float(x.split(",")[1]) > 0 for x in lines)
+
+
+def test_cli_excludes_and_reports_bad_root(mini_davis, tmp_path, capsys):
+    code = train_main(["--davis-root", str(mini_davis), "--out", str(tmp_path / "o"), "--iterations", "1",
+                       "--long-side", "48", "--exclude", "bear-b", "--device", "cpu", "--progress", "none"])
+    assert code == 0
+    assert read_checkpoint_info(tmp_path / "o" / "parent.safetensors").provenance["sequences"] == ["bear-a"]
+    code = train_main(["--davis-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p"), "--iterations", "1"])
+    assert code == 3
+    assert "not a DAVIS root" in capsys.readouterr().err
