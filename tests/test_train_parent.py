@@ -44,7 +44,8 @@ def test_resume_gives_the_same_weights_as_one_run(mini_davis, tmp_path):
     resumed = train_parent(mini_davis, tmp_path / "b", _cfg())
     a, _ = load_checkpoint(straight)
     b, _ = load_checkpoint(resumed)
-    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in pairs)
     info = read_checkpoint_info(straight)
     assert info.provenance["sequences"] == ["bear-a", "bear-b"] and info.provenance["iterations"] == 4
     lines = (tmp_path / "a" / "loss.csv").read_text().splitlines()
