@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from osvos_plugin.data.davis import default_davis_root, load_sequence
-from osvos_plugin.evaluation.metrics import evaluate_sequence
+from osvos_plugin.evaluation.davis import evaluate_sequence
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import InferenceConfig, Segmenter
 from osvos_plugin.manifest import load_manifest

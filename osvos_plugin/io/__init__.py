@@ -1,0 +1,42 @@
+"""Plate I/O: sequences, colour, plates, masks, mattes and background prefetch/write.
+
+Everything a render needs to get pixels in and mattes out, with every problem reported up front
+in one clear message (see ``errors``).
+"""
+
+from __future__ import annotations
+
+from .colour import ColourSettings, auto_colorspace, to_display_srgb
+from .errors import FrameProblem, MaskError, OSVOSIOError, OutputError, PlateError
+from .masks import read_mask
+from .mattes import MATTE_FORMATS, atomic_write, write_matte
+from .plates import Plate, PlateInfo, read_plate, read_plate_info, read_source_rgb, validate_plates
+from .prefetch import AsyncWriter, PrefetchReader
+from .sequence import format_frame_path, has_frame_token, parse_frame_range, resolve_sequence
+
+__all__ = [
+    "PlateInfo",
+    "Plate",
+    "resolve_sequence",
+    "parse_frame_range",
+    "format_frame_path",
+    "has_frame_token",
+    "read_plate",
+    "read_plate_info",
+    "read_source_rgb",
+    "validate_plates",
+    "read_mask",
+    "write_matte",
+    "atomic_write",
+    "MATTE_FORMATS",
+    "PrefetchReader",
+    "AsyncWriter",
+    "ColourSettings",
+    "auto_colorspace",
+    "to_display_srgb",
+    "OSVOSIOError",
+    "PlateError",
+    "MaskError",
+    "OutputError",
+    "FrameProblem",
+]

@@ -1,0 +1,119 @@
+"""osvos-render end to end on real frames of the demo shot, with a small real parent network."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from osvos_plugin.cli.render import main as render_main
+from osvos_plugin.pipeline import Keyframe, RenderJob, render
+from osvos_plugin.training import Cancelled
+
+FAST = ["--iterations", "3", "--process-size", "64", "--device", "cpu", "--precision", "fp32", "--progress", "none"]
+
+
+@pytest.fixture
+def shot(tmp_path):
+    """Five frames of the demo plate (1001-1005) and the painted mask for 1001."""
+    from osvos_plugin.io import format_frame_path
+
+    demo = __import__("pathlib").Path(__file__).resolve().parents[1] / "osvos_plugin" / "demo" / "bear"
+    (tmp_path / "plate").mkdir()
+    for f in range(1001, 1006):
+        shutil.copy(format_frame_path(str(demo / "plate" / "bear.####.jpg"), f), tmp_path / "plate")
+    shutil.copy(demo / "truth" / "bear.1001.png", tmp_path / "roto.png")
+    return tmp_path
+
+
+def _args(shot, parent, *extra):
+    return [str(shot / "plate" / "bear.####.jpg"), "--mask", str(shot / "roto.png"), "--mask-frame", "1001",
+            "-o", str(shot / "out" / "matte.####.exr"), "--parent", str(parent), *FAST, *extra]
+
+
+def test_render_writes_one_channel_half_exr_per_frame(shot, tiny_parent, capsys):
+    assert render_main(_args(shot, tiny_parent)) == 0
+    outs = sorted((shot / "out").glob("matte.*.exr"))
+    assert [p.name for p in outs] == [f"matte.{f}.exr" for f in range(1001, 1006)]
+    img = oiio.ImageInput.open(str(outs[0]))
+    spec = img.spec()
+    assert spec.channelnames == ("A",) and spec.format == oiio.HALF
+    assert (spec.full_width, spec.full_height) == (854, 480) and spec.get_string_attribute("compression") == "zip"
+    a = img.read_image(format=oiio.FLOAT)
+    img.close()
+    assert set(np.unique(a)) <= {0.0, 1.0}
+    assert "5 frames written, 0 kept" in capsys.readouterr().out
+
+
+def test_resume_keeps_written_frames_and_overwrite_redoes_them(shot, tiny_parent, capsys):
+    assert render_main(_args(shot, tiny_parent)) == 0
+    (shot / "out" / "matte.1003.exr").unlink()
+    capsys.readouterr()
+    assert render_main(_args(shot, tiny_parent)) == 0
+    assert "1 frames written, 4 kept" in capsys.readouterr().out
+    assert render_main(_args(shot, tiny_parent, "--overwrite")) == 0
+    assert "5 frames written, 0 kept" in capsys.readouterr().out
+
+
+def test_saved_model_reproduces_the_mattes(shot, tiny_parent):
+    assert render_main(_args(shot, tiny_parent, "--save-model", str(shot / "ft.safetensors"), "--soft-matte")) == 0
+    first = oiio.ImageBuf(str(shot / "out" / "matte.1004.exr")).get_pixels(oiio.FLOAT)
+    args = [str(shot / "plate" / "bear.####.jpg"), "--load-model", str(shot / "ft.safetensors"),
+            "-o", str(shot / "again" / "m.####.exr"), "--frames", "1004", *FAST, "--soft-matte"]
+    assert render_main(args) == 0
+    again = oiio.ImageBuf(str(shot / "again" / "m.1004.exr")).get_pixels(oiio.FLOAT)
+    assert np.abs(first - again).max() < 1e-3 and len(np.unique(first)) > 2
+
+
+def test_bad_input_gets_one_message_and_exit_3(shot, tiny_parent, capsys):
+    (shot / "plate" / "bear.1003.jpg").unlink()
+    assert render_main(_args(shot, tiny_parent, "--frames", "1001-1005")) == 3
+    err = capsys.readouterr().err
+    assert "1003" in err and err.count("osvos-render: error") == 1
+    assert not (shot / "out").exists() or not any((shot / "out").iterdir())  # nothing fine-tuned or written
+
+
+def test_empty_mask_and_wrong_model_file(shot, tiny_parent, capsys):
+    import cv2
+
+    cv2.imwrite(str(shot / "empty.png"), np.zeros((480, 854), np.uint8))
+    args = _args(shot, tiny_parent)
+    args[args.index(str(shot / "roto.png"))] = str(shot / "empty.png")
+    assert render_main(args) == 3
+    assert "empty.png" in capsys.readouterr().err
+    (shot / "junk.safetensors").write_bytes(b"\x00" * 100)
+    assert render_main(_args(shot, shot / "junk.safetensors")) == 4
+    assert "junk.safetensors" in capsys.readouterr().err
+
+
+def test_json_progress_for_hosts(shot, tiny_parent, capsys):
+    args = _args(shot, tiny_parent)
+    args[args.index("none")] = "json"
+    assert render_main(args) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stages = [r["stage"] for r in records]
+    assert stages.count("finetune") == 3 and stages[-1] == "infer" and records[-1]["fraction"] == 1.0
+    assert all(set(r) == {"stage", "done", "total", "fraction", "loss", "eta_s"} for r in records)
+
+
+def test_cancel_leaves_only_whole_frames_and_resumes(shot, tiny_parent):
+    out = str(shot / "out" / "m.####.exr")
+    job = RenderJob(str(shot / "plate" / "bear.####.jpg"), out, [Keyframe(shot / "roto.png", 1001)],
+                    params={"iterations": 2, "process_size": 64, "batch_size": 1, "device": "cpu"},
+                    parent=tiny_parent)
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.stage == "infer" and p.done == 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        render(job, progress=progress, cancel=cancel)
+    written = sorted((shot / "out").iterdir())
+    assert 2 <= len(written) < 5 and all(p.suffix == ".exr" for p in written)
+    for p in written:
+        assert oiio.ImageBuf(str(p)).get_pixels(oiio.FLOAT).shape == (480, 854, 1)
+    summary = render(job)
+    assert summary.skipped == len(written) and summary.written == 5 - len(written)
