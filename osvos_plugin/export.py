@@ -14,6 +14,7 @@ The processing size is a plain int attribute, which CatFileCreator can expose as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -141,7 +142,8 @@ def export_torchscript(
             torch.jit.save(scripted, str(tmp), _extra_files={EXTRA_FILE: json.dumps(meta, sort_keys=True)})
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch reports unwritable files as RuntimeError
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
         raise ExportError(f"cannot write {path}: {reason}") from e
     log.info("wrote %s (process size %d)", path, process_size)

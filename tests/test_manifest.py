@@ -52,3 +52,12 @@ def test_cli_flags_defaults_and_help_come_from_the_manifest():
             assert tuple(action.choices) == p.choices
     args = parser.parse_args(["plate.####.exr", "--mask", "m.png", "-o", "out.####.exr", "--iterations", "12"])
     assert args.iterations == 12 and args.threshold is None  # unset: the manifest default applies later
+
+
+def test_versions_agree():
+    import tomllib
+
+    import osvos_plugin
+
+    pyproject = tomllib.loads((MANIFEST_PATH.parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == load_manifest().version == osvos_plugin.__version__

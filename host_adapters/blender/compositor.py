@@ -1,0 +1,107 @@
+"""Putting the matte sequence into the scene's compositor with stock nodes only.
+
+A Python-defined compositor node crashed Blender 5.0's compositor at render, so the wiring is an Image
+node (the matte EXRs, channel A on its Alpha socket), the plate (Movie Clip or Image node) and a Set
+Alpha node that applies the matte as the plate's alpha. Nodes are found again by name on a rerun, so
+rendering twice updates the same nodes instead of stacking copies. The artist's own links are kept: the
+Set Alpha result goes to the compositor output only when that output is free.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import bpy
+
+from .inputs import SourcePlates
+from .osvos_render_process import format_frame
+
+MATTE_NODE = "OSVOS Matte"
+SOURCE_NODE = "OSVOS Source"
+ALPHA_NODE = "OSVOS Set Alpha"
+
+
+@dataclass(frozen=True)
+class MatteSequence:
+    pattern: str  # printf pattern of the matte files
+    first: int  # first and last matte file numbers on disk
+    last: int
+
+
+def compositor_tree(scene: bpy.types.Scene) -> tuple[bpy.types.NodeTree, bool]:
+    """The scene's compositor node group, made (with a Group Output) when it has none; and whether it was."""
+    tree = scene.compositing_node_group
+    if tree is not None:
+        return tree, False
+    tree = bpy.data.node_groups.new(f"{scene.name} Compositor", "CompositorNodeTree")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    out = tree.nodes.new("NodeGroupOutput")
+    out.location = (600, 0)
+    scene.compositing_node_group = tree
+    return tree, True
+
+
+def _node(tree: bpy.types.NodeTree, name: str, bl_idname: str, location: tuple[float, float]) -> bpy.types.Node:
+    node = tree.nodes.get(name)
+    if node is not None and node.bl_idname != bl_idname:
+        tree.nodes.remove(node)
+        node = None
+    if node is None:
+        node = tree.nodes.new(bl_idname)
+        node.name = node.label = name
+        node.location = location
+    return node
+
+
+def matte_image(seq: MatteSequence) -> bpy.types.Image:
+    """The Image datablock of the matte sequence (reloaded when it exists, so a rerun shows new files)."""
+    path = format_frame(seq.pattern, seq.first)
+    for image in bpy.data.images:
+        if image.source == "SEQUENCE" and os.path.normpath(bpy.path.abspath(image.filepath)) == path:
+            image.reload()
+            return image
+    image = bpy.data.images.load(path, check_existing=False)
+    image.name = "OSVOS " + os.path.basename(seq.pattern).split("%")[0].rstrip("._-")
+    image.source = "SEQUENCE"
+    image.colorspace_settings.is_data = True  # a matte is data: no view or colour transform
+    return image
+
+
+def wire_matte(scene: bpy.types.Scene, plates: SourcePlates, seq: MatteSequence) -> bpy.types.Node:
+    """Image node of the mattes, set as the plate's alpha; returns the Image node.
+
+    The Image node shows file ``f - frame_start + 1 + frame_offset`` at scene frame ``f``; with
+    ``frame_start`` the scene frame of the first matte and ``frame_offset = first - 1`` it shows the matte
+    of the plate frame the clip shows, for every frame.
+    """
+    tree, new_tree = compositor_tree(scene)
+    matte = _node(tree, MATTE_NODE, "CompositorNodeImage", (0, -300))
+    matte.image = matte_image(seq)
+    matte.frame_start = plates.scene_frame(seq.first)
+    matte.frame_offset = seq.first - 1
+    matte.frame_duration = seq.last - seq.first + 1
+    matte.use_cyclic = False
+    matte.use_auto_refresh = True
+
+    if plates.kind == "CLIP":
+        source = _node(tree, SOURCE_NODE, "CompositorNodeMovieClip", (0, 0))
+        source.clip = bpy.data.movieclips[plates.datablock]
+    else:
+        source = _node(tree, SOURCE_NODE, "CompositorNodeImage", (0, 0))
+        source.image = bpy.data.images[plates.datablock]
+        source.frame_start = plates.scene_start
+        source.frame_offset = plates.first_file - 1
+        source.frame_duration = max(1, seq.last - plates.first_file + 1)
+        source.use_auto_refresh = True
+
+    set_alpha = _node(tree, ALPHA_NODE, "CompositorNodeSetAlpha", (300, 0))
+    set_alpha.inputs["Type"].default_value = "Apply Mask"
+    tree.links.new(source.outputs["Image"], set_alpha.inputs["Image"])
+    tree.links.new(matte.outputs["Alpha"], set_alpha.inputs["Alpha"])
+
+    outputs = [n for n in tree.nodes if n.bl_idname == "NodeGroupOutput"]
+    if outputs and outputs[0].inputs and (new_tree or not outputs[0].inputs[0].is_linked):
+        tree.links.new(set_alpha.outputs["Image"], outputs[0].inputs[0])
+    scene.render.use_compositing = True
+    return matte

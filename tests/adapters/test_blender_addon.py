@@ -1,0 +1,198 @@
+"""The Blender add-on, tested in real Blender (bpy from PyPI in .venv-blender, headless).
+
+blender_driver.py runs inside Blender: it installs the add-on zip as an extension, builds a scene (an
+image-sequence movie clip starting at scene frame 11, a Mask datablock), runs the operator, which runs the
+real osvos-render with a tiny parent network, and renders the compositor. The checks happen here, in the
+engine's venv, with OpenImageIO reading what Blender and the engine wrote.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+from adapter_paths import BLENDER_DIR, REPO, blender_env
+
+DRIVER = Path(__file__).with_name("blender_driver.py")
+CLIP_START = 11  # scene frame of plate 1001: scene frames and file numbers differ on purpose
+
+
+def _imported_modules(source: str) -> set[str]:
+    """Top-level modules a source file imports (relative imports of the add-on's own modules left out)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _read(path) -> tuple[tuple[str, ...], np.ndarray]:
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    try:
+        return tuple(inp.spec().channelnames), inp.read_image("float")
+    finally:
+        inp.close()
+
+
+def _run_driver(blender_python, tmp_path, cfg: dict) -> dict:
+    cfg = {**cfg, "result": str(tmp_path / "result.json"), "out": str(tmp_path / "out")}
+    Path(cfg["out"]).mkdir(exist_ok=True)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(cfg))
+    proc = subprocess.run([str(blender_python), str(DRIVER), str(config)], capture_output=True, text=True,
+                          timeout=900, env=blender_env(tmp_path / "blender_user"), cwd=tmp_path)
+    assert Path(cfg["result"]).is_file(), f"the Blender driver wrote no result:\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(Path(cfg["result"]).read_text())
+    assert "traceback" not in result, result["traceback"] + "\n" + proc.stdout[-3000:]
+    return result
+
+
+def test_addon_zip_is_installable_and_self_contained(addon_zip):
+    with zipfile.ZipFile(addon_zip) as zf:
+        names = set(zf.namelist())
+        init = zf.read("osvos_matte/__init__.py").decode()
+        manifest = zf.read("osvos_matte/blender_manifest.toml").decode()
+        bundled = zf.read("osvos_matte/plugin.json")
+        sources = {n: zf.read(n).decode() for n in names if n.endswith(".py")}
+    assert {"osvos_matte/__init__.py", "osvos_matte/operators.py", "osvos_matte/panels.py",
+            "osvos_matte/osvos_render_process.py", "osvos_matte/osvos_manifest.py"} <= names
+    assert "osvos_matte/build_zip.py" not in names
+    assert "bl_info" in init and "def register" in init and "def unregister" in init
+    assert 'id = "osvos_matte"' in manifest and 'type = "add-on"' in manifest
+    assert bundled == (REPO / "plugin.json").read_bytes()
+    for name, text in sources.items():  # bpy alone (and the standard library): the engine runs out of process
+        outside = _imported_modules(text) - set(sys.stdlib_module_names) - {"bpy"}
+        assert not outside, f"{name} imports {sorted(outside)}"
+    assert sorted(p.name for p in BLENDER_DIR.glob("*.py") if p.name != "build_zip.py") == sorted(
+        Path(n).name for n in sources)
+
+
+@pytest.mark.slow
+def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip, engine, tiny_parent,
+                                                      small_plates, tmp_path):
+    result = _run_driver(blender_python, tmp_path, {
+        "scenario": "clip", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
+        "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
+        "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
+        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "frames": "1002-1004",
+                   "device": "cpu"},
+        "render_frames": [CLIP_START + 1, CLIP_START + 3], "size": [96, 54],
+    })
+    install = result["install"]
+    assert install["enabled"] and install["scene_settings"]
+    assert install["registered"] == ["OSVOS_OT_render_matte", "OSVOS_OT_cancel_render", "CLIP_PT_osvos",
+                                     "NODE_PT_osvos"]
+    run = result["clip"]
+
+    # The command line: the clip's files as a pattern, scene frame 12 -> plate frame 1002.
+    cmd = run["command"]
+    assert cmd[1] == str(small_plates / "bear.%04d.png")
+    assert cmd[cmd.index("--mask-frame") + 1] == "1002" and run["mask_file_frame"] == 1002
+    assert cmd[cmd.index("--frames") + 1] == "1002-1004" and cmd[cmd.index("--parent") + 1] == str(tiny_parent)
+    assert cmd[-2:] == ["--progress", "json"]
+    # Only what the test changed reaches the command line: every other property holds plugin.json's default.
+    assert {c for c in cmd if c.startswith("--")} == {
+        "--mask", "--output", "--parent", "--frames", "--iterations", "--process-size", "--soft-matte",
+        "--device", "--mask-frame", "--progress"}
+
+    # The Mask datablock rasterised at the plate's size: the drawn box, hard-edged, in RGB and alpha.
+    channels, raster = _read(run["mask_raster"])
+    assert channels == ("R", "G", "B", "A") and raster.shape == (54, 96, 4)
+    covered = raster[..., 3] > 0.5
+    assert 0.18 < covered.mean() < 0.25
+    cols = np.where(covered.any(axis=0))[0]
+    assert abs(cols[0] - 0.3 * 96) <= 2 and abs(cols[-1] - 0.7 * 96) <= 2
+
+    # The mattes: next to the blend file, numbered like the plate, only the frames asked for.
+    matte_dir = tmp_path / "osvos"
+    assert run["output_pattern"] == str(matte_dir / "bear_matte.%04d.exr")
+    assert sorted(p.name for p in matte_dir.glob("*.exr")) == [f"bear_matte.{n}.exr" for n in (1002, 1003, 1004)]
+    assert run["operator"] == ["FINISHED"]
+    assert any(m.startswith("Fine-tuning 2/2") for m in result["log"])
+    assert any(m.startswith("Inferring 3/3") for m in result["log"])
+
+    # The compositor: an Image node of the sequence, mapped so scene frame f shows the plate's matte.
+    assert run["nodes"] == ["Group Output", "OSVOS Matte", "OSVOS Set Alpha", "OSVOS Source"]
+    assert run["matte_node"] == {"frame_start": CLIP_START + 1, "frame_offset": 1001, "frame_duration": 3,
+                                 "image": str(matte_dir / "bear_matte.1002.exr"), "source": "SEQUENCE"}
+    assert run["output_linked_from"] == ["OSVOS Set Alpha"]
+    mattes = {n: _read(matte_dir / f"bear_matte.{n}.exr") for n in (1002, 1004)}
+    assert all(ch == ("A",) for ch, _ in mattes.values())
+    assert np.abs(mattes[1002][1] - mattes[1004][1]).max() > 0.05, "frames too alike to check the mapping"
+    for scene_frame, plate_frame in ((CLIP_START + 1, 1002), (CLIP_START + 3, 1004)):
+        channels, comp = _read(run["renders"][str(scene_frame)])
+        matte = mattes[plate_frame][1][..., 0]
+        assert channels == ("R", "G", "B", "A") and comp.shape[:2] == matte.shape
+        assert matte.std() > 0.01
+        np.testing.assert_allclose(comp[..., 3], matte, atol=2e-3)
+        plate = cv2.cvtColor(cv2.imread(str(small_plates / f"bear.{plate_frame}.png")), cv2.COLOR_BGR2RGB)
+        assert np.corrcoef(comp[..., :3].sum(-1).ravel(), (plate.sum(-1) * matte).ravel())[0, 1] > 0.9
+    other = mattes[1004][1][..., 0]
+    _, comp12 = _read(run["renders"][str(CLIP_START + 1)])
+    assert np.abs(comp12[..., 3] - other).max() > 0.05
+
+    # Rendering again keeps the frames (resume) and reuses the nodes; disabling unregisters everything.
+    assert run["nodes_after_rerun"] == run["nodes"]
+    assert result["unregistered"]
+
+
+@pytest.mark.slow
+def test_image_sequence_and_painted_image_to_chosen_folder(blender_python, addon_zip, engine, tiny_parent,
+                                                           small_plates, small_mask, tmp_path):
+    out_dir = tmp_path / "mattes"
+    result = _run_driver(blender_python, tmp_path, {
+        "scenario": "image", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
+        "plate_first": str(small_plates / "bear.1001.png"), "mask_image": str(small_mask),
+        "output_dir": str(out_dir), "current_frame": 1003,
+        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "device": "cpu"},
+        "render_frames": [1003], "size": [96, 54],
+    })
+    run = result["image"]
+    cmd = run["command"]
+    assert cmd[cmd.index("--mask") + 1] == str(small_mask)  # a saved, unchanged image is used as is
+    assert cmd[cmd.index("--mask-frame") + 1] == "1003"  # image file numbers are scene frames
+    assert "--frames" not in cmd  # empty: every frame on disk
+    assert run["operator"] == ["FINISHED"]
+    assert sorted(p.name for p in out_dir.glob("*.exr")) == [f"bear_matte.{n}.exr" for n in range(1001, 1006)]
+    assert run["source_node"] == {"type": "CompositorNodeImage", "frame_start": 1001, "frame_offset": 1000}
+    _, comp = _read(run["renders"]["1003"])
+    _, matte = _read(out_dir / "bear_matte.1003.exr")
+    assert matte.std() > 0.01
+    np.testing.assert_allclose(comp[..., 3], matte[..., 0], atol=2e-3)
+
+
+def _movie(path: Path, plates: Path) -> Path | None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (96, 54))
+    if not writer.isOpened():
+        return None
+    for n in range(1001, 1004):
+        writer.write(cv2.imread(str(plates / f"bear.{n}.png")))
+    writer.release()
+    return path if path.is_file() and path.stat().st_size > 0 else None
+
+
+def test_setup_errors_stop_before_the_engine_runs(blender_python, addon_zip, small_plates, tmp_path):
+    movie = _movie(tmp_path / "plate.avi", small_plates)
+    result = _run_driver(blender_python, tmp_path, {
+        "scenario": "errors", "zip": str(addon_zip), "plate_first": str(small_plates / "bear.1001.png"),
+        "movie": str(movie) if movie else "",
+    })
+    found = result["errors"]
+    assert found["no_clip"].startswith("InputError: Choose the plate")
+    assert found["unsaved_blend"].startswith("InputError: Save the blend file first")
+    assert found["no_engine"].startswith("EngineNotFound: osvos-render not found")
+    assert "no-such-osvos-render" in found["no_engine"]
+    assert found["operator_no_engine"].startswith("RuntimeError: Error: OSVOS: osvos-render not found")
+    if movie is not None:
+        assert found["movie_file"].startswith("InputError: Clip 'plate.avi' is a movie file")

@@ -1,0 +1,272 @@
+"""The adapters' pure modules: plugin.json reading, the osvos-render command line, JSON progress, the process.
+
+Checked against the engine itself: the command lines go through osvos-render's own argument parser, the
+progress lines come from its own ProgressPrinter, and the process tests run the real osvos-render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import stat
+import sys
+import time
+from pathlib import Path
+
+import osvos_manifest
+import osvos_render_process as rp
+import pytest
+from adapter_paths import BLENDER_DIR, NUKE_DIR, REPO
+
+from osvos_plugin.cli import render as render_cli
+from osvos_plugin.cli.progress import ProgressPrinter
+from osvos_plugin.manifest import load_manifest as engine_manifest
+from osvos_plugin.training import Progress as EngineProgress
+
+SHARED = ("osvos_manifest.py", "osvos_render_process.py")
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_modules_are_identical_in_both_adapters(name):
+    assert (BLENDER_DIR / name).read_bytes() == (NUKE_DIR / name).read_bytes(), (
+        f"host_adapters/blender/{name} and host_adapters/nuke/{name} differ: copy one over the other"
+    )
+
+
+@pytest.mark.parametrize("folder", [BLENDER_DIR, NUKE_DIR])
+def test_shared_modules_import_neither_host_nor_engine(folder):
+    for name in SHARED:
+        text = (folder / name).read_text()
+        for forbidden in ("import bpy", "import nuke", "osvos_plugin", "import numpy", "import torch"):
+            assert forbidden not in text, f"{folder.name}/{name} must stay pure: it has {forbidden!r}"
+
+
+# --------------------------------------------------------------------------------------------- manifest
+
+
+def test_adapter_manifest_matches_the_engines():
+    ours = osvos_manifest.load_manifest()
+    theirs = engine_manifest()
+    assert Path(ours.path).resolve() == (REPO / "plugin.json").resolve()
+    assert [p.name for p in ours.parameters] == [p.name for p in theirs.parameters]
+    for a, b in zip(ours.parameters, theirs.parameters, strict=True):
+        assert (a.flag, a.default, a.min, a.max, a.choices, a.help, a.label, a.group) == (
+            b.flag, b.default, b.min, b.max, b.choices, b.help, b.label, b.group)
+    assert ours.parameter("mask_frame").optional and not ours.parameter("iterations").optional
+    assert [g for g, _ in ours.groups()] == ["Input", "Learning", "Quality", "Output", "Performance"]
+
+
+def test_manifest_found_through_env_then_next_to_module(tmp_path, monkeypatch):
+    custom = tmp_path / "custom.json"
+    custom.write_text((REPO / "plugin.json").read_text().replace('"label": "OSVOS"', '"label": "Custom"', 1))
+    monkeypatch.setenv(osvos_manifest.MANIFEST_ENV, str(custom))
+    assert osvos_manifest.load_manifest().label == "Custom"
+    monkeypatch.delenv(osvos_manifest.MANIFEST_ENV)
+    lonely = tmp_path / "a" / "b" / "c" / "d" / "e"
+    lonely.mkdir(parents=True)
+    with pytest.raises(osvos_manifest.ManifestError, match="plugin.json not found"):
+        osvos_manifest.find_manifest(lonely)
+    (lonely / "plugin.json").write_text(custom.read_text())
+    assert osvos_manifest.find_manifest(lonely) == lonely / "plugin.json"
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ('"type": "int"', "unknown type"),
+    ('"parameters"', "malformed"),
+])
+def test_malformed_manifest_is_reported(tmp_path, breakage, message):
+    text = (REPO / "plugin.json").read_text()
+    bad = text.replace(breakage, '"type": "integer"' if "type" in breakage else '"params"', 1)
+    path = tmp_path / "plugin.json"
+    path.write_text(bad)
+    with pytest.raises(osvos_manifest.ManifestError, match=message):
+        osvos_manifest.load_manifest(path)
+    path.write_text("{not json")
+    with pytest.raises(osvos_manifest.ManifestError, match="not valid JSON"):
+        osvos_manifest.load_manifest(path)
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+
+def _parse_with_engine(cmd: list[str]):
+    """The command line as osvos-render itself reads it (its argparse, then its RenderJob)."""
+    args = render_cli.build_parser().parse_args(cmd[1:])
+    return args, render_cli.job_from_args(args)
+
+
+def test_command_line_is_what_the_engine_parses():
+    manifest = osvos_manifest.load_manifest()
+    values = {"iterations": 7, "learning_rate": 3e-4, "optimizer": "sgd", "soft_matte": True,
+              "threshold": 0.5, "frames": "1001-1010x2", "input_colorspace": "", "device": "cpu",
+              "batch_size": 2}
+    cmd = rp.build_command(["osvos-render"], "/s/plate.%04d.exr", "/o/m.%04d.exr",
+                           parameters=manifest.parameters, values=values, mask="/m/roto.exr", mask_frame=1003,
+                           keyframes=[(1008, "/m/k.exr")], parent="/p.safetensors", save_model="/s.safetensors",
+                           overwrite=True)
+    args, job = _parse_with_engine(cmd)
+    assert args.progress == "json" and args.overwrite and args.save_model == Path("/s.safetensors")
+    assert job.source == "/s/plate.%04d.exr" and job.output == "/o/m.%04d.exr"
+    assert [(k.mask, k.frame) for k in job.keyframes] == [("/m/roto.exr", None), ("/m/k.exr", 1008)]
+    assert job.params == {"iterations": 7, "learning_rate": 3e-4, "optimizer": "sgd", "soft_matte": True,
+                          "frames": "1001-1010x2", "device": "cpu", "mask_frame": 1003}
+    # Values equal to the manifest default, and empty strings, are left to the engine's defaults.
+    assert "--threshold" not in cmd and "--batch-size" not in cmd and "--input-colorspace" not in cmd
+
+
+def test_command_line_booleans_floats_and_unknowns():
+    manifest = osvos_manifest.load_manifest()
+    off = rp.build_command("e", "p", "o", parameters=manifest.parameters, values={"soft_matte": False})
+    assert "--soft-matte" not in off and "--no-soft-matte" not in off  # False is the default
+    # Host floats are 32-bit: 1e-4 read back from a float32 control is still the default, not a change.
+    f32 = float.fromhex("0x1.a36e2ep-14")  # 1e-4 rounded to single precision
+    assert "--learning-rate" not in rp.build_command("e", "p", "o", parameters=manifest.parameters,
+                                                     values={"learning_rate": f32})
+    cmd = rp.build_command("e", "p", "o", parameters=manifest.parameters, values={"threshold": 0.30000001192})
+    assert cmd[cmd.index("--threshold") + 1] == "0.3"
+    with pytest.raises(ValueError, match="unknown parameters: colour"):
+        rp.build_command("e", "p", "o", parameters=manifest.parameters, values={"colour": 1})
+    with pytest.raises(ValueError, match="exclude"):
+        rp.build_command("e", "p", "o", save_model="a", load_model="b")
+
+
+def test_sequence_patterns(tmp_path):
+    seq = rp.sequence_pattern(tmp_path / "shot_v2" / "plate.v3.01001.exr")
+    assert seq == rp.SequencePattern(str(tmp_path / "shot_v2" / "plate.v3.%05d.exr"), 1001, 5)
+    assert rp.format_frame(seq.pattern, 7) == str(tmp_path / "shot_v2" / "plate.v3.00007.exr")
+    assert rp.sequence_pattern("/a/f7.png").pattern == "/a/f%d.png"
+    with pytest.raises(ValueError, match="no frame number"):
+        rp.sequence_pattern("/a/still.png")
+    for n in (999, 1000, 1002, 10000):
+        (tmp_path / f"m.{n:04d}.exr").touch()
+    (tmp_path / "m.12.exr").touch()  # not padded to 4: another sequence
+    (tmp_path / "m.1001.exr.tmp").touch()
+    assert rp.frames_on_disk(str(tmp_path / "m.%04d.exr")) == [999, 1000, 1002, 10000]
+    assert rp.frames_on_disk(str(tmp_path / "none.%04d.exr")) == []
+    assert rp.matte_pattern("/o", "/p/bear.%04d.png") == str(Path("/o") / "bear_matte.%04d.exr")
+    assert rp.matte_pattern("/o", "/p/bear_1001.png", padding=4) == str(Path("/o") / "bear_matte.%04d.exr")
+    assert rp.printf_pattern("/a/m.####.exr") == str(Path("/a/m.%04d.exr"))
+    assert rp.printf_pattern("/a/m.$F3.exr") == str(Path("/a/m.%03d.exr"))
+    assert rp.printf_pattern("/a/m.@.exr") == str(Path("/a/m.%d.exr"))
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+
+def test_progress_lines_of_the_engine_are_parsed():
+    printer = ProgressPrinter("json")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        printer(EngineProgress("finetune", 100, 400, 0.3125, 42.0))
+        printer(EngineProgress("infer", 3, 12, None, 1.5))
+    lines = out.getvalue().splitlines()
+    parsed = [rp.parse_progress(line) for line in lines]
+    assert parsed[0].stage == "finetune" and (parsed[0].done, parsed[0].total) == (100, 400)
+    assert parsed[0].fraction == pytest.approx(0.25) and parsed[0].loss == pytest.approx(0.3125)
+    assert parsed[0].overall == pytest.approx(0.125)
+    eta = json.loads(lines[0])["eta_s"]
+    assert eta > 0 and parsed[0].eta_s == pytest.approx(eta)
+    assert re.fullmatch(r"Fine-tuning 100/400, loss 0\.3125, \d+ min \d\d s left", parsed[0].message())
+    assert parsed[1].overall == pytest.approx(0.5 + 0.5 * 0.25) and parsed[1].loss is None
+    assert re.fullmatch(r"Inferring 3/12 frames, \d s left", parsed[1].message())
+    for junk in ("", "osvos-render: 4 frames written", "{", '{"done": 1}', "[1, 2]", '{"stage": "x", "done": "a"}'):
+        assert rp.parse_progress(junk) is None
+
+
+# ------------------------------------------------------------------------------------------------- engine
+
+
+def _script(tmp_path: Path, body: str) -> list[str]:
+    """A stand-in engine: a Python script run by this interpreter (for behaviour the real one cannot be
+    made to show on demand, such as ignoring a stop request)."""
+    path = tmp_path / "fake_engine.py"
+    path.write_text(body)
+    return [sys.executable, str(path)]
+
+
+def test_find_engine_setting_env_then_path(tmp_path, monkeypatch):
+    exe = tmp_path / "bin" / "osvos-render"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv(rp.ENGINE_ENV, raising=False)
+    with pytest.raises(rp.EngineNotFound, match="osvos-render on PATH"):
+        rp.find_engine("")
+    assert rp.find_engine(str(exe)) == [str(exe)]
+    assert rp.find_engine(str(exe.parent)) == [str(exe)]  # a folder holding it works too
+    monkeypatch.setenv(rp.ENGINE_ENV, str(exe))
+    assert rp.find_engine("") == [str(exe)]
+    with pytest.raises(rp.EngineNotFound, match="nowhere"):
+        monkeypatch.delenv(rp.ENGINE_ENV)
+        rp.find_engine(str(tmp_path / "nowhere"))
+    monkeypatch.setenv("PATH", str(exe.parent))
+    assert rp.find_engine("") == [str(exe)]
+
+
+def test_engine_environment_drops_host_python_paths():
+    env = rp.engine_environment({"PYTHONPATH": "/blender/python", "PYTHONHOME": "/x", "PATH": "/bin"})
+    assert env == {"PATH": "/bin", "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+
+
+def test_real_engine_error_is_reported_with_its_own_message(engine, tmp_path, small_mask):
+    cmd = rp.build_command(engine, str(tmp_path / "missing.%04d.png"), str(tmp_path / "out.%04d.exr"),
+                           mask=str(small_mask))
+    events = []
+    result = rp.run(cmd, on_progress=events.append, env=rp.engine_environment())
+    assert result.returncode == 3 and not result.ok and not result.cancelled
+    assert "missing" in result.message and not result.message.startswith("osvos-render failed")
+    assert events == []
+
+
+@pytest.mark.slow
+def test_real_engine_progress_then_cancel(engine, tmp_path, small_plates, small_mask, tiny_parent):
+    """A long fine-tune, cancelled at its first progress line: exit 130, reported as cancelled."""
+    cmd = rp.build_command(engine, str(small_plates / "bear.%04d.png"), str(tmp_path / "m.%04d.exr"),
+                           parameters=osvos_manifest.load_manifest().parameters,
+                           values={"iterations": 20000, "process_size": 64, "device": "cpu"},
+                           mask=str(small_mask), mask_frame=1001, parent=str(tiny_parent))
+    seen = []
+
+    def cancel_once_started() -> bool:
+        return bool(seen)
+
+    t0 = time.monotonic()
+    result = rp.run(cmd, on_progress=seen.append, should_cancel=cancel_once_started, env=rp.engine_environment())
+    assert seen and seen[0].stage == "finetune" and seen[0].total == 20000
+    assert result.returncode == rp.EXIT_INTERRUPTED and result.cancelled
+    assert result.message.startswith("cancelled")
+    assert time.monotonic() - t0 < 120
+    assert rp.frames_on_disk(str(tmp_path / "m.%04d.exr")) == []
+
+
+def test_cancel_escalates_when_the_engine_ignores_it(tmp_path):
+    cmd = _script(tmp_path, "import json, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                  "print(json.dumps({'stage': 'finetune', 'done': 1, 'total': 9, 'fraction': 0.1}), flush=True)\n"
+                  "time.sleep(60)\n")
+    proc = rp.RenderProcess(cmd, grace_s=0.5).start()
+    while not proc.poll():
+        time.sleep(0.05)
+    assert proc.latest.done == 1
+    proc.cancel()
+    t0 = time.monotonic()
+    while proc.returncode is None:
+        proc.poll()
+        time.sleep(0.05)
+    result = proc.result()
+    assert result.cancelled and result.returncode != 0 and result.message.startswith("cancelled")
+    assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_unknown_exit_code_and_stderr_tail(tmp_path):
+    cmd = _script(tmp_path, "import sys\nprint('a log line', flush=True)\nprint('disk on fire', file=sys.stderr)\n"
+                  "sys.exit(5)\n")
+    result = rp.run(cmd)
+    assert result.returncode == 5
+    assert result.message == "osvos-render failed (the mattes could not be written): disk on fire"
+    with pytest.raises(rp.EngineNotFound, match="cannot start"):
+        rp.RenderProcess([str(tmp_path / "no-such-binary")]).start()
