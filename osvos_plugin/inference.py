@@ -46,8 +46,12 @@ class Segmenter:
         self.model = prepare_model(model, self.device).eval()
 
     @torch.inference_mode()
-    def probabilities(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """Foreground probability (H, W) float32 for each (H, W, 3) RGB frame in [0, 1] (same size each)."""
+    def probabilities(self, frames: list[np.ndarray], out_size: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Foreground probability float32 for each (H, W, 3) RGB frame in [0, 1] (same size each).
+
+        The probability is at the frames' size, or ``out_size`` (h, w): a reader may hand over frames
+        already shrunk to the processing size, and the matte still comes out at the plate's size.
+        """
         if not frames:
             return []
         h, w = frames[0].shape[:2]
@@ -58,8 +62,9 @@ class Segmenter:
         with autocast(self.device, self.dtype):
             logits = self.model(x)
         logits = logits.float()
-        if logits.shape[-2:] != (h, w):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        out_h, out_w = out_size or (h, w)
+        if logits.shape[-2:] != (out_h, out_w):
+            logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
         prob = torch.sigmoid(logits)[:, 0].cpu().numpy()
         return list(prob)
 
@@ -79,8 +84,11 @@ class Segmenter:
         total: int | None = None,
         progress: ProgressFn | None = None,
         cancel: CancelFlag = None,
+        out_size: tuple[int, int] | None = None,
     ) -> Iterator[tuple[Any, np.ndarray]]:
         """(key, rgb) in -> (key, matte) out, in order, one batch in memory at a time.
+
+        ``out_size`` (h, w): the size of the mattes when the frames come in smaller (see ``probabilities``).
 
         Cancel is honoured between batches (``Cancelled`` is raised), so mattes already yielded are whole.
         """
@@ -90,7 +98,7 @@ class Segmenter:
 
         def flush() -> Iterator[tuple[Any, np.ndarray]]:
             nonlocal done
-            probs = self.probabilities([rgb for _, rgb in batch])
+            probs = self.probabilities([rgb for _, rgb in batch], out_size)
             for (key, _), prob in zip(batch, probs, strict=True):
                 yield key, self.matte(prob)
             done += len(batch)

@@ -1,9 +1,13 @@
-"""Builds the installable add-on zip: this folder's add-on modules plus the repository's plugin.json.
+"""Builds the installable add-on zip: this folder's add-on modules, the shared ones, and plugin.json.
 
 Usage (any Python 3.9+, Blender not needed): ``python host_adapters/blender/build_zip.py [OUT.zip]``
 (default ``dist/osvos_matte-<version>.zip``). The zip holds one top-level folder ``osvos_matte/`` with
 both ``bl_info`` and ``blender_manifest.toml``, so it installs through Preferences > Add-ons > Install
 from Disk in Blender 4.2 and later (as an extension) and as a legacy add-on in older versions.
+
+The modules shared with the Nuke adapter (``host_adapters/common/*.py``) are copied in beside the add-on's
+own, so the installed add-on imports them as its submodules (``from .osvos_manifest import ...``), and the
+repository's plugin.json beside them, where osvos_manifest looks first.
 """
 
 from __future__ import annotations
@@ -15,13 +19,22 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+COMMON = HERE.parent / "common"
 PACKAGE = "osvos_matte"
 EXCLUDE = {"build_zip.py", "README.md"}
 
 
 def addon_files() -> list[Path]:
-    return sorted(p for p in HERE.iterdir()
-                  if p.is_file() and p.suffix in (".py", ".toml") and p.name not in EXCLUDE)
+    """The add-on's own files, then the shared modules (a name in both would be an error)."""
+    own = sorted(p for p in HERE.iterdir()
+                 if p.is_file() and p.suffix in (".py", ".toml") and p.name not in EXCLUDE)
+    shared = sorted(COMMON.glob("*.py"))
+    if not shared:
+        raise FileNotFoundError(f"the shared adapter modules are missing: no *.py in {COMMON}")
+    clash = {p.name for p in own} & {p.name for p in shared}
+    if clash:
+        raise ValueError(f"{sorted(clash)} in both {HERE} and {COMMON}: keep the shared modules in {COMMON} only")
+    return own + shared
 
 
 def find_plugin_json() -> Path:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 
@@ -335,8 +336,14 @@ def read_plate(
     colorspace: str = "auto",
     *,
     colour: ColourSettings | None = None,
+    max_size: int | None = None,
 ) -> Plate:
     """Read one plate frame for the network: display-referred sRGB float32 (H, W, 3) in [0, 1].
+
+    ``max_size``: when the display window's long side is larger, the image is shrunk (area filter, in the
+    file's own, usually linear, values) to that long side *before* the colour conversion. The network runs
+    at that size anyway, and converting a ninth of the pixels makes reading a 1080p EXR ~4x cheaper.
+    ``Plate.rgb`` is then smaller than ``Plate.info``'s size, which stays the plate's.
 
     ``colorspace`` is 'auto' (per file type, see ``colour.auto_colorspace``), 'linear', 'srgb', 'log',
     'raw' or an OCIO colour space name. NaN/Inf pixels are zeroed (with a warning) rather than
@@ -348,8 +355,15 @@ def read_plate(
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         log.warning("frame %s (%s): %d NaN/Inf values replaced before the network", frame, path, bad)
-    rgb = to_display_srgb(data, space, colour)
-    rgb = paste_to_display(rgb, info.data_window, info.display_window)
+    if max_size and max(info.width, info.height) > max_size:
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+        canvas = paste_to_display(data, info.data_window, info.display_window)
+        s = max_size / max(info.width, info.height)
+        size = (max(16, round(info.width * s)), max(16, round(info.height * s)))
+        rgb = to_display_srgb(cv2.resize(canvas, size, interpolation=cv2.INTER_AREA), space, colour)
+    else:
+        rgb = to_display_srgb(data, space, colour)
+        rgb = paste_to_display(rgb, info.data_window, info.display_window)
     return Plate(replace(info, colorspace=space), np.ascontiguousarray(rgb, dtype=np.float32))
 
 

@@ -10,12 +10,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 NUKE_DIR = REPO / "host_adapters" / "nuke"
 BLENDER_DIR = REPO / "host_adapters" / "blender"
+COMMON_DIR = REPO / "host_adapters" / "common"  # the modules both adapters share, kept once
 BLENDER_PYTHON = REPO / ".venv-blender" / "bin" / "python"
 DEMO_PLATE = REPO / "osvos_plugin" / "demo" / "bear" / "plate"
 
-# The adapters' pure modules import each other by plain name, as Nuke imports them from its plugin path.
-if str(NUKE_DIR) not in sys.path:
-    sys.path.insert(0, str(NUKE_DIR))
+# The adapters' pure modules import each other by plain name, as Nuke imports them from its plugin path
+# (its init.py adds both folders).
+for _folder in (NUKE_DIR, COMMON_DIR):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 
 def blender_env(user_dir: Path) -> dict[str, str]:

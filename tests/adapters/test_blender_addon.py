@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from adapter_paths import BLENDER_DIR, REPO, blender_env
+from adapter_paths import BLENDER_DIR, COMMON_DIR, REPO, blender_env
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 CLIP_START = 11  # scene frame of plate 1001: scene frames and file numbers differ on purpose
@@ -74,8 +74,44 @@ def test_addon_zip_is_installable_and_self_contained(addon_zip):
     for name, text in sources.items():  # bpy alone (and the standard library): the engine runs out of process
         outside = _imported_modules(text) - set(sys.stdlib_module_names) - {"bpy"}
         assert not outside, f"{name} imports {sorted(outside)}"
-    assert sorted(p.name for p in BLENDER_DIR.glob("*.py") if p.name != "build_zip.py") == sorted(
-        Path(n).name for n in sources)
+    own = [p.name for p in BLENDER_DIR.glob("*.py") if p.name != "build_zip.py"]
+    shared = [p.name for p in COMMON_DIR.glob("*.py")]  # bundled from host_adapters/common
+    assert sorted(own + shared) == sorted(Path(n).name for n in sources)
+    for name in shared:
+        assert sources[f"osvos_matte/{name}"] == (COMMON_DIR / name).read_text()
+
+
+SOURCE_TREE_CHECK = """
+import importlib, json, sys
+import bpy
+import addon_utils  # importable once bpy is
+addon_utils.enable("osvos_matte", default_set=True, handle_error=None)
+operators = importlib.import_module("osvos_matte.operators")
+found = {"registered": hasattr(bpy.types, "OSVOS_OT_render_matte"),
+         "modules": {n: sys.modules["osvos_matte." + n].__file__ for n in ("osvos_manifest", "osvos_render_process")},
+         "manifest": str(operators.load_manifest().path)}
+addon_utils.disable("osvos_matte")
+found["unregistered"] = not hasattr(bpy.types, "OSVOS_OT_render_matte")
+print("RESULT " + json.dumps(found))
+"""
+
+
+def test_addon_runs_from_the_source_tree(blender_python, tmp_path):
+    """The add-on folder linked into Blender's add-ons (development): the shared modules come from
+    host_adapters/common as submodules of the package, plugin.json from the checkout."""
+    addons = tmp_path / "blender_user" / "scripts" / "addons"
+    addons.mkdir(parents=True)
+    (addons / "osvos_matte").symlink_to(BLENDER_DIR, target_is_directory=True)
+    proc = subprocess.run([str(blender_python), "-c", SOURCE_TREE_CHECK], capture_output=True, text=True,
+                          timeout=300, env=blender_env(tmp_path / "blender_user"), cwd=tmp_path)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = json.loads(lines[-1][len("RESULT "):])
+    assert found["registered"] and found["unregistered"]
+    assert {n: Path(f).resolve() for n, f in found["modules"].items()} == {
+        "osvos_manifest": COMMON_DIR / "osvos_manifest.py",
+        "osvos_render_process": COMMON_DIR / "osvos_render_process.py"}
+    assert Path(found["manifest"]).resolve() == REPO / "plugin.json"
 
 
 @pytest.mark.slow

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import ast
 import re
+import runpy
+import sys
+import types
+from pathlib import Path
 
 import osvos_knobs
 import osvos_manifest
 import osvos_render_process as rp
 import pytest
-from adapter_paths import NUKE_DIR
+from adapter_paths import COMMON_DIR, NUKE_DIR
 
 from osvos_plugin.cli import render as render_cli
 
@@ -124,3 +128,31 @@ def test_nuke_plugin_files_are_there_and_do_not_import_the_engine():
         assert "osvos_plugin" not in text and "import torch" not in text
     assert "osvos_nuke.create_node()" in (NUKE_DIR / "menu.py").read_text()
     assert "import nuke" not in (NUKE_DIR / "osvos_knobs.py").read_text()
+
+
+def _run_init_py(monkeypatch, init_py) -> tuple[list[str], list[str]]:
+    """Runs a Nuke init.py against a stand-in ``nuke`` module: the folders it adds, what it printed."""
+    added, printed = [], []
+    fake = types.ModuleType("nuke")
+    fake.pluginAddPath = added.append
+    fake.tprint = printed.append
+    monkeypatch.setitem(sys.modules, "nuke", fake)
+    runpy.run_path(str(init_py))
+    return added, printed
+
+
+def test_init_py_adds_the_shared_modules_folder(monkeypatch):
+    added, printed = _run_init_py(monkeypatch, NUKE_DIR / "init.py")
+    assert [Path(p).resolve() for p in added] == [NUKE_DIR, COMMON_DIR]
+    assert printed == []  # osvos_manifest imported (from common) and plugin.json found
+
+
+def test_init_py_copied_without_common_reports_instead_of_failing(monkeypatch, tmp_path):
+    lonely = tmp_path / "a" / "b" / "c" / "d" / "nuke"
+    lonely.mkdir(parents=True)
+    (lonely / "init.py").write_text((NUKE_DIR / "init.py").read_text())
+    monkeypatch.delitem(sys.modules, "osvos_manifest", raising=False)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p).resolve() != COMMON_DIR])
+    added, printed = _run_init_py(monkeypatch, lonely / "init.py")
+    assert added == [str(lonely)]  # no ../common beside it: only its own folder
+    assert len(printed) == 1 and printed[0].startswith("OSVOS: ") and "osvos_manifest" in printed[0]

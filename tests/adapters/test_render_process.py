@@ -19,7 +19,7 @@ from pathlib import Path
 import osvos_manifest
 import osvos_render_process as rp
 import pytest
-from adapter_paths import BLENDER_DIR, NUKE_DIR, REPO
+from adapter_paths import BLENDER_DIR, COMMON_DIR, NUKE_DIR, REPO
 
 from osvos_plugin.cli import render as render_cli
 from osvos_plugin.cli.progress import ProgressPrinter
@@ -29,19 +29,19 @@ from osvos_plugin.training import Progress as EngineProgress
 SHARED = ("osvos_manifest.py", "osvos_render_process.py")
 
 
+def test_shared_modules_live_once_in_common():
+    assert Path(osvos_manifest.__file__).resolve() == COMMON_DIR / "osvos_manifest.py"
+    assert Path(rp.__file__).resolve() == COMMON_DIR / "osvos_render_process.py"
+    for folder in (BLENDER_DIR, NUKE_DIR):
+        copies = [name for name in SHARED if (folder / name).exists()]
+        assert not copies, f"{copies} in {folder}: the shared modules live in {COMMON_DIR} only"
+
+
 @pytest.mark.parametrize("name", SHARED)
-def test_shared_modules_are_identical_in_both_adapters(name):
-    assert (BLENDER_DIR / name).read_bytes() == (NUKE_DIR / name).read_bytes(), (
-        f"host_adapters/blender/{name} and host_adapters/nuke/{name} differ: copy one over the other"
-    )
-
-
-@pytest.mark.parametrize("folder", [BLENDER_DIR, NUKE_DIR])
-def test_shared_modules_import_neither_host_nor_engine(folder):
-    for name in SHARED:
-        text = (folder / name).read_text()
-        for forbidden in ("import bpy", "import nuke", "osvos_plugin", "import numpy", "import torch"):
-            assert forbidden not in text, f"{folder.name}/{name} must stay pure: it has {forbidden!r}"
+def test_shared_modules_import_neither_host_nor_engine(name):
+    text = (COMMON_DIR / name).read_text()
+    for forbidden in ("import bpy", "import nuke", "osvos_plugin", "import numpy", "import torch"):
+        assert forbidden not in text, f"common/{name} must stay pure: it has {forbidden!r}"
 
 
 # --------------------------------------------------------------------------------------------- manifest

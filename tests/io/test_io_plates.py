@@ -247,3 +247,27 @@ def test_unreadable_plate_names_the_file(tmp_path: Path) -> None:
         read_plate(bad)
     with pytest.raises(PlateError, match="does not exist"):
         read_plate_info(tmp_path / "missing.exr")
+
+
+def test_read_plate_max_size_shrinks_in_linear_before_converting(tmp_path):
+    """A linear EXR read at a smaller size: the long side fits, the plate's own size is kept in the info,
+    and the picture matches the full-size read shrunk afterwards (up to the order of filter and transform)."""
+    import cv2
+    import OpenImageIO as oiio
+
+    from osvos_plugin.io import read_plate
+
+    h, w = 120, 200
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx / w, yy / h, np.full_like(xx, 0.18, dtype=float)], -1).astype(np.float32)
+    path = tmp_path / "lin.1001.exr"
+    out = oiio.ImageOutput.create(str(path))
+    out.open(str(path), oiio.ImageSpec(w, h, 3, oiio.HALF))
+    out.write_image(img)
+    out.close()
+    full = read_plate(path)
+    small = read_plate(path, max_size=50)
+    assert small.rgb.shape == (30, 50, 3) and (small.info.width, small.info.height) == (w, h)
+    expected = cv2.resize(full.rgb, (50, 30), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.rgb - expected).mean() < 0.01
+    assert read_plate(path, max_size=500).rgb.shape == (h, w, 3)  # never enlarged

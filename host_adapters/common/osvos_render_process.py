@@ -4,8 +4,8 @@ Pure Python (3.9 and later, no bpy, no nuke, no engine import). A host polls a :
 from its own loop (Blender's modal timer, Nuke's progress thread); :func:`run` is the same polling
 loop for callers that wait (headless Blender, tests), so both paths share every line.
 
-The same file lives in host_adapters/blender and host_adapters/nuke, so each adapter installs on its
-own; a test keeps the two copies identical.
+It lives once, in host_adapters/common, for both adapters: Blender's build_zip.py bundles it into the add-on
+(a submodule of the add-on package), Nuke's init.py adds this folder to the plugin path.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Pure Python (3.9 and later, no bpy, no nuke, no engine import): Blender and Nuke
 their own that cannot import the engine (numpy and torch versions clash), so the adapters drive
 ``osvos-render`` out of process and read the manifest themselves.
 
-The same file lives in host_adapters/blender and host_adapters/nuke, so each adapter installs on its
-own; a test keeps the two copies identical.
+It lives once, in host_adapters/common, for both adapters: Blender's build_zip.py bundles it into the add-on
+(a submodule of the add-on package), Nuke's init.py adds this folder to the plugin path.
 """
 
 from __future__ import annotations
