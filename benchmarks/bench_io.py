@@ -152,14 +152,16 @@ def child_network(workdir: Path, n: int) -> dict:
     from osvos_plugin.weights import load_checkpoint
 
     p = load_manifest().resolve(PARAMS)
-    rgb = read_plate(plate_path(workdir, FIRST_FRAME), frame=FIRST_FRAME, colorspace=p["input_colorspace"]).rgb
+    # As the render: the plate comes in shrunk to the processing size, the matte goes out at plate size.
+    rgb = read_plate(plate_path(workdir, FIRST_FRAME), frame=FIRST_FRAME, colorspace=p["input_colorspace"],
+                     max_size=p["process_size"]).rgb
     model, _ = load_checkpoint(workdir / CHECKPOINT, expect="osvos-vgg16")
     t = time.monotonic()  # as render's inference stage: Segmenter set-up, then the stream
     segmenter = Segmenter(model, InferenceConfig(
         process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
         threshold=p["threshold"], device=p["device"], precision=p["precision"],
     ))
-    done = sum(1 for _ in segmenter.stream(((i, rgb) for i in range(n)), total=n))
+    done = sum(1 for _ in segmenter.stream(((i, rgb) for i in range(n)), total=n, out_size=(HEIGHT, WIDTH)))
     return {"frames": done, "network_s": time.monotonic() - t}
 
 
@@ -167,10 +169,10 @@ def child_read(workdir: Path, n: int) -> dict:
     from osvos_plugin.io import PrefetchReader
     from osvos_plugin.manifest import load_manifest
 
-    colorspace = load_manifest().resolve(PARAMS)["input_colorspace"]
+    p = load_manifest().resolve(PARAMS)
     frames = [(FIRST_FRAME + i, plate_path(workdir, FIRST_FRAME + i)) for i in range(n)]
     t = time.monotonic()
-    done = sum(1 for _ in PrefetchReader(frames, colorspace=colorspace))
+    done = sum(1 for _ in PrefetchReader(frames, colorspace=p["input_colorspace"], max_size=p["process_size"]))
     return {"frames": done, "read_s": time.monotonic() - t}
 
 

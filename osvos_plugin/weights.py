@@ -12,7 +12,6 @@ import importlib.util
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,18 +203,11 @@ def save_checkpoint(
         "input_convention": model.norm.convention,
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from .io.mattes import atomic_write  # one atomic-write path for every file the project writes
+
+    # Temp file, fsync, rename: a killed save never leaves a truncated model; created under the umask, so
+    # other users of a render farm can read it.
+    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> CheckpointInfo:

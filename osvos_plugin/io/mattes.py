@@ -71,6 +71,15 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` for a temporary file next to ``path``, fsync it, then rename it to ``path``.
 
@@ -89,6 +98,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = directory / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # some writers (safetensors) make 0600 files: farms need them readable
         _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
