@@ -6,6 +6,7 @@ one batch in flight, so memory does not grow with the shot length.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import fit_long_side, resize
-from .device import autocast, prepare_model, resolve_device, resolve_precision
+from .device import prepare_model, resolve_device, resolve_precision
 from .network import OSVOSNet
 from .training import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 
@@ -43,6 +44,11 @@ class Segmenter:
             raise ValueError(f"threshold must be in [0, 1], got {self.cfg.threshold}")
         self.device = resolve_device(self.cfg.device)
         self.dtype = resolve_precision(self.cfg.precision, self.device)
+        if self.dtype != torch.float32:
+            # Inference runs on a low-precision copy rather than under autocast, which would cast every
+            # weight again on every call (a fixed cost that dominates at small sizes). The caller's model
+            # stays float32, e.g. for more fine-tuning.
+            model = copy.deepcopy(model).to(self.dtype)
         self.model = prepare_model(model, self.device).eval()
 
     @torch.inference_mode()
@@ -58,10 +64,8 @@ class Segmenter:
         batch = torch.from_numpy(np.stack(frames).astype(np.float32, copy=False)).permute(0, 3, 1, 2)
         batch = batch.to(self.device, non_blocking=True)
         size = (h, w) if self.cfg.process_size <= 0 else fit_long_side(h, w, self.cfg.process_size)
-        x = resize(batch, size).contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.dtype):
-            logits = self.model(x)
-        logits = logits.float()
+        x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        logits = self.model(x).float()
         out_h, out_w = out_size or (h, w)
         if logits.shape[-2:] != (out_h, out_w):
             logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)

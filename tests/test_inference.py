@@ -75,3 +75,12 @@ def test_bf16_close_to_fp32(demo_pair, segmenter_factory):
     a = segmenter_factory(soft=True, precision="fp32").predict(rgb)
     b = segmenter_factory(soft=True, precision="bf16").predict(rgb)
     assert np.abs(a - b).mean() < 0.03
+
+
+def test_bf16_segmenter_leaves_the_callers_model_in_float32(tiny_parent):
+    import torch
+
+    model, _ = load_checkpoint(tiny_parent)
+    seg = Segmenter(model, InferenceConfig(process_size=32, device="cpu", precision="bf16"))
+    assert next(seg.model.parameters()).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters())
