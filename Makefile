@@ -20,14 +20,14 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: setup blender-setup
-	$(VENV)/bin/ruff check osvos_plugin host_adapters tests benchmarks
+	$(VENV)/bin/ruff check osvos_plugin host_adapters tests benchmarks scripts
 	$(PY) -m pytest -q -rs
 
 demo: setup
 	$(VENV)/bin/osvos-render demo --output-dir demo_out
 
 lint: setup
-	$(VENV)/bin/ruff check --fix osvos_plugin host_adapters tests benchmarks
+	$(VENV)/bin/ruff check --fix osvos_plugin host_adapters tests benchmarks scripts
 
 bench: setup
 	$(PY) benchmarks/bench_engine.py
