@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,11 +31,13 @@ class FinetuneConfig:
     device: str = "auto"
     precision: str = "auto"
     freeze_stages: int = 1
+    schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def optim(self) -> OptimConfig:
         return OptimConfig(
-            learning_rate=self.learning_rate, optimizer=self.optimizer, freeze_stages=self.freeze_stages
+            learning_rate=self.learning_rate, optimizer=self.optimizer, freeze_stages=self.freeze_stages,
+            schedule=self.schedule,
         )
 
 
@@ -59,11 +62,13 @@ def finetune(
     config: FinetuneConfig | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFlag = None,
+    on_step: Callable[[int, OSVOSNet], None] | None = None,
 ) -> OSVOSNet:
     """A fine-tuned copy of ``parent`` (which is left untouched) for the object in ``keyframes``.
 
     ``keyframes``: (rgb (H, W, 3) float32 in [0, 1], mask (H, W) float32 in [0, 1]) pairs. With the same
-    seed, inputs and device, the result is the same.
+    seed, inputs and device, the result is the same. ``on_step(step, model)`` runs after every step
+    (model in training mode), e.g. to snapshot the model at several budgets in one run.
     """
     cfg = config or FinetuneConfig()
     for i, (rgb, mask) in enumerate(keyframes):
@@ -77,7 +82,8 @@ def finetune(
     sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
     t0 = time.monotonic()
     run_training(
-        model, sampler, cfg.iterations, cfg.optim(), device, dtype, stage="finetune", progress=progress, cancel=cancel
+        model, sampler, cfg.iterations, cfg.optim(), device, dtype, stage="finetune", progress=progress, cancel=cancel,
+        on_step=None if on_step is None else lambda step, _loss: on_step(step, model),
     )
     log.info("fine-tuned %d iterations in %.1f s on %s (%s)", cfg.iterations, time.monotonic() - t0, device, dtype)
     return model

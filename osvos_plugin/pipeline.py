@@ -24,6 +24,7 @@ from .io import (
     PlateError,
     PrefetchReader,
     format_frame_path,
+    io_thread_budget,
     read_mask,
     read_plate,
     resolve_sequence,
@@ -145,12 +146,15 @@ def render(
             threshold=p["threshold"], device=p["device"], precision=p["precision"],
         ))
         # The reader shrinks each plate to the processing size before its colour conversion: less work
-        # and memory per frame; the matte still comes out at the plate's size.
-        reader = PrefetchReader([frames[i] for i in todo], colorspace=p["input_colorspace"],
-                                max_size=p["process_size"] or None)
+        # and memory per frame; the matte still comes out at the plate's size. On a CPU the network
+        # keeps every core busy, so reads and writes run on one thread each (see ``io_thread_budget``).
+        on_cpu = segmenter.device.type == "cpu"
         plate_size = (infos[todo[0]].height, infos[todo[0]].width)
         by_frame = {frames[i][0]: (outputs[i], infos[i]) for i in todo}
-        with AsyncWriter() as writer:
+        with io_thread_budget(1 if on_cpu else None), AsyncWriter() as writer, PrefetchReader(
+            [frames[i] for i in todo], colorspace=p["input_colorspace"], max_size=p["process_size"] or None,
+            workers=1 if on_cpu else 2,
+        ) as reader:
             # The plate itself is the stream's key: the rgba writer needs its pixels, and at most one
             # batch of plates is alive at a time.
             for plate, matte in segmenter.stream(((pl, pl.rgb) for pl in reader), total=len(todo),

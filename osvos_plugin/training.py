@@ -68,8 +68,12 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 2e-4
     freeze_stages: int = 0  # trunk stages (from conv1) kept frozen
-    side_weight: float = 1.0  # deep supervision weight at step 0, fading linearly to 0 at the end
-    lr_decay: bool = True  # cosine decay to 1/20 of the rate; steadier last steps
+    side_weight: float = 1.0  # deep supervision weight at step 0
+    schedule: str = "cosine"  # cosine: lr decays to 1/20 and side weights fade to 0 over the run; constant: neither
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}: expected cosine or constant")
 
 
 def trainable_parameters(model: OSVOSNet, freeze_stages: int) -> list[torch.nn.Parameter]:
@@ -86,8 +90,8 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: OptimConfig) -> torch.
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}: expected adam or sgd")
 
 
-def lr_factor(step: int, total: int, decay: bool) -> float:
-    if not decay or total <= 1:
+def lr_factor(step: int, total: int, schedule: str) -> float:
+    if schedule == "constant" or total <= 1:
         return 1.0
     floor = 0.05
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / total))
@@ -124,9 +128,9 @@ def run_training(
         if is_cancelled(cancel):
             raise Cancelled(f"{stage} cancelled at step {step} of {steps}")
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-            g["lr"] = lr * lr_factor(step, steps, cfg.lr_decay)
+            g["lr"] = lr * lr_factor(step, steps, cfg.schedule)
         image, mask = sample(step)
-        side_w = cfg.side_weight * (1.0 - step / steps)
+        side_w = cfg.side_weight * (1.0 - step / steps if cfg.schedule == "cosine" else 1.0)
         with autocast(device, dtype):
             fused, sides = model.forward_with_sides(image)
         loss = deep_supervision_loss(fused, sides, mask, side_w)

@@ -97,3 +97,26 @@ def test_augmentations_keep_image_and_mask_aligned():
         a, m = augment_pair(img, mask, cfg, g)
         assert a.shape[-2:] == m.shape[-2:]
         assert ((a[:, 0] > 0.5) == (m[:, 0] > 0.5)).float().mean() > 0.97
+
+
+def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent):
+    """With the constant schedule, step N of a long run is the N-step budget (what the budget sweep uses)."""
+    parent, _ = load_checkpoint(tiny_parent)
+    pair = demo_pair(1001, long_side=64)
+    snaps = {}
+
+    def keep(step, model):
+        snaps[step + 1] = model.fuse.weight.detach().clone()
+
+    for schedule in ("constant", "cosine"):
+        snaps.clear()
+        finetune(parent, [pair], FinetuneConfig(iterations=6, schedule=schedule, **SMALL), on_step=keep)
+        assert sorted(snaps) == [1, 2, 3, 4, 5, 6]
+        short = finetune(parent, [pair], FinetuneConfig(iterations=3, schedule=schedule, **SMALL))
+        # cosine: the 6-step run's lr differs from the 3-step run's at step 2, so its snapshot does too
+        assert torch.equal(snaps[3], short.fuse.weight) == (schedule == "constant")
+
+
+def test_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="schedule"):
+        FinetuneConfig(schedule="step").optim()

@@ -13,6 +13,7 @@ from .mattes import MATTE_FORMATS, atomic_write, write_matte
 from .plates import Plate, PlateInfo, read_plate, read_plate_info, read_source_rgb, validate_plates
 from .prefetch import AsyncWriter, PrefetchReader
 from .sequence import format_frame_path, has_frame_token, parse_frame_range, resolve_sequence
+from .threads import io_thread_budget
 
 __all__ = [
     "PlateInfo",
@@ -31,6 +32,7 @@ __all__ = [
     "MATTE_FORMATS",
     "PrefetchReader",
     "AsyncWriter",
+    "io_thread_budget",
     "ColourSettings",
     "auto_colorspace",
     "to_display_srgb",
