@@ -13,9 +13,11 @@ The default sequences are the five held out from parent training (never DAVIS va
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +31,48 @@ from osvos_plugin.models import load_parent
 from osvos_plugin.parent import HELD_OUT
 
 
-def run(parent_path, root, sequences, budgets, process_size, device, save_dir=None) -> list[dict]:
+def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[int, tuple[object, float]]:
+    """{budget: (model, fine-tune seconds)}. With the constant schedule one run of the largest budget is
+    snapshotted at each smaller one (the same computation as a run of that length; a test checks it);
+    with the cosine schedule every budget is its own run, since the schedule depends on the length."""
+    out = {}
+    if cfg.schedule == "constant":
+        wanted = {b for b in budgets if b > 0}
+        spent = 0.0
+        t = time.perf_counter()
+
+        def snapshot(step, model):
+            nonlocal spent, t
+            if step + 1 in wanted:
+                spent += time.perf_counter() - t
+                out[step + 1] = (copy.deepcopy(model).eval(), spent)
+                t = time.perf_counter()  # the copy is not fine-tuning time
+
+        if wanted:
+            finetune(parent, [keyframe], replace(cfg, iterations=max(wanted)), on_step=snapshot)
+        if 0 in budgets:
+            out[0] = (finetune(parent, [keyframe], replace(cfg, iterations=0)), 0.0)
+        return out
+    for b in budgets:
+        t = time.perf_counter()
+        model = finetune(parent, [keyframe], replace(cfg, iterations=b))
+        out[b] = (model, time.perf_counter() - t)
+    return out
+
+
+def run(parent_path, root, sequences, budgets, process_size, device, schedule, save_dir=None) -> list[dict]:
     parent = load_parent(parent_path)
     defaults = load_manifest().defaults()
     rows = []
-    seqs = {name: load_sequence(root, name) for name in sequences}
-    for budget in budgets:
-        for name, seq in seqs.items():
-            rgb0 = seq.frames[0].astype(np.float32) / 255
-            mask0 = (seq.masks[0] > 127).astype(np.float32)
-            cfg = FinetuneConfig(iterations=budget, learning_rate=defaults["learning_rate"],
-                                 optimizer=defaults["optimizer"], process_size=process_size, device=device)
-            t = time.perf_counter()
-            model = finetune(parent, [(rgb0, mask0)], cfg)
-            t_ft = time.perf_counter() - t
+    for name in sequences:
+        seq = load_sequence(root, name)
+        rgb0 = seq.frames[0].astype(np.float32) / 255
+        mask0 = (seq.masks[0] > 127).astype(np.float32)
+        cfg = FinetuneConfig(learning_rate=defaults["learning_rate"], optimizer=defaults["optimizer"],
+                             process_size=process_size, device=device, schedule=schedule)
+        models = _finetune_budgets(parent, (rgb0, mask0), budgets, cfg)
+        for budget in budgets:
+            model, t_ft = models.pop(budget)
             seg = Segmenter(model, InferenceConfig(process_size=process_size, device=device,
                                                    batch_size=defaults["batch_size"]))
             t = time.perf_counter()
@@ -74,13 +104,15 @@ def main() -> None:
     ap.add_argument("--budgets", default="0,50,100,200,500,1000")
     ap.add_argument("--process-size", type=int, default=load_manifest().defaults()["process_size"])
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--schedule", default=FinetuneConfig.schedule, choices=("cosine", "constant"),
+                    help="constant: one run per sequence, snapshotted at each budget")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budgets = [int(b) for b in args.budgets.split(",")]
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets,
-               args.process_size, args.device, args.save_predictions)
+               args.process_size, args.device, args.schedule, args.save_predictions)
     print("\n| iterations | J mean | F mean | J&F | fine-tune per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
@@ -94,7 +126,8 @@ def main() -> None:
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
-        args.json.write_text(json.dumps({"process_size": args.process_size, "rows": rows}, indent=1))
+        meta = {"process_size": args.process_size, "schedule": args.schedule}
+        args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,9 @@ def render(
     todo = [i for i, out in enumerate(outputs) if job.overwrite or not out.exists()]
     log.info("%d frames in range, %d to render", len(frames), len(todo))
     if job.keyframes and p["mask_frame"] is not None and job.keyframes[0].frame is None:
-        job.keyframes[0].frame = p["mask_frame"]
+        # the mask_frame parameter places the first keyframe; a copy, so the caller's job is left as it was
+        first = replace(job.keyframes[0], frame=p["mask_frame"])
+        job = replace(job, keyframes=[first, *job.keyframes[1:]])
 
     t_ft = time.monotonic()
     model = _model_for(job, p, frames, need=bool(todo) or job.save_model is not None, progress=progress,

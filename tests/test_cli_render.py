@@ -117,3 +117,18 @@ def test_cancel_leaves_only_whole_frames_and_resumes(shot, tiny_parent):
         assert oiio.ImageBuf(str(p)).get_pixels(oiio.FLOAT).shape == (480, 854, 1)
     summary = render(job)
     assert summary.skipped == len(written) and summary.written == 5 - len(written)
+
+
+def test_mask_frame_parameter_places_the_keyframe_without_changing_the_job(shot, tiny_parent):
+    job = RenderJob(str(shot / "plate" / "bear.####.jpg"), str(shot / "out" / "m.####.exr"),
+                    [Keyframe(shot / "roto.png")],
+                    params={"iterations": 1, "process_size": 64, "device": "cpu", "mask_frame": 1003,
+                            "frames": "1002-1003"},
+                    parent=tiny_parent)
+    # frame 1003 is in the range, the first frame (1002) too: only mask_frame can say which one was painted
+    render(job)
+    assert job.keyframes[0].frame is None  # a host may reuse its job object
+    bad = RenderJob(job.source, str(shot / "out2" / "m.####.exr"), [Keyframe(shot / "roto.png")],
+                    params={**job.params, "mask_frame": 999}, parent=tiny_parent)
+    with pytest.raises(Exception, match="999"):
+        render(bad)
