@@ -5,7 +5,8 @@ the number of frames, and reading/writing must overlap with the network's work s
 to the total. Each measurement runs in a fresh subprocess, so a peak RSS (``ru_maxrss``) is that run's
 alone. For two shot lengths (N/4 and N frames) it reports the render's peak RSS and wall time
 (``RenderSummary.total_s``), the network-only time for as many frames (one in-memory frame pushed
-through ``Segmenter.stream``), the read-only time (``PrefetchReader`` over the plates, no network) and
+through ``Segmenter.stream``), the read-only time (as the render reads: ``validate_plates`` decoding
+every frame into ``PreparedPlates``, then ``PrefetchReader`` loading them; no network) and
 the write-only time (``write_matte`` of every frame, one after the other). I/O overhead is
 ``(render - network-only) / render``; without overlap the render would take about network + read + write.
 
@@ -166,14 +167,19 @@ def child_network(workdir: Path, n: int) -> dict:
 
 
 def child_read(workdir: Path, n: int) -> dict:
-    from osvos_plugin.io import PrefetchReader
+    """Reading as the render reads: the up-front check decodes and prepares, then the reader loads."""
+    from osvos_plugin.io import PrefetchReader, PreparedPlates, validate_plates
     from osvos_plugin.manifest import load_manifest
 
     p = load_manifest().resolve(PARAMS)
     frames = [(FIRST_FRAME + i, plate_path(workdir, FIRST_FRAME + i)) for i in range(n)]
     t = time.monotonic()
-    done = sum(1 for _ in PrefetchReader(frames, colorspace=p["input_colorspace"], max_size=p["process_size"]))
-    return {"frames": done, "read_s": time.monotonic() - t}
+    with PreparedPlates([f for f, _ in frames], colorspace=p["input_colorspace"],
+                        max_size=p["process_size"]) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        t_check = time.monotonic() - t
+        done = sum(1 for _ in PrefetchReader(frames, prepared.read, workers=1))
+    return {"frames": done, "read_s": time.monotonic() - t, "check_s": t_check}
 
 
 def child_write(workdir: Path, n: int) -> dict:
@@ -200,7 +206,10 @@ def run_child(mode: str, workdir: Path, n: int, threads: int | None) -> dict:
            "--frames", str(n)]
     if threads:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through (logs, errors)
+    # OMP_NUM_THREADS, not just torch.set_num_threads: the engine sets torch's threads to the usable cores
+    # unless OMP_NUM_THREADS says otherwise (device.configure_cpu_threads).
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr passes through
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout)
@@ -261,7 +270,8 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         n, total = r["frames"], r["render"]["total_s"]
         serial = r["network"]["network_s"] + r["read"]["read_s"] + r["write"]["write_s"]
-        print(f"- {n} frames: render {total:.1f} s (inference stage {r['render']['infer_s']:.1f} s) vs. "
+        print(f"- {n} frames: render {total:.1f} s (check and model load {total - r['render']['infer_s']:.1f} s, "
+              f"inference stage {r['render']['infer_s']:.1f} s) vs. "
               f"network + read + write without overlap {serial:.1f} s; peak RSS of the network-only "
               f"process {r['network']['peak_rss_mib']:.0f} MiB.")
     if len(rows) > 1:

@@ -23,6 +23,7 @@ from .io import (
     MaskError,
     PlateError,
     PrefetchReader,
+    PreparedPlates,
     format_frame_path,
     io_thread_budget,
     read_mask,
@@ -127,46 +128,59 @@ def render(
     t0 = time.monotonic()
     p = load_manifest().resolve(job.params)
     frames = resolve_sequence(job.source, p["frames"] or None)
-    infos = validate_plates(frames)
     outputs = _check_output_pattern(job, [f for f, _ in frames])
     todo = [i for i, out in enumerate(outputs) if job.overwrite or not out.exists()]
-    log.info("%d frames in range, %d to render", len(frames), len(todo))
     if job.keyframes and p["mask_frame"] is not None and job.keyframes[0].frame is None:
         # the mask_frame parameter places the first keyframe; a copy, so the caller's job is left as it was
         first = replace(job.keyframes[0], frame=p["mask_frame"])
         job = replace(job, keyframes=[first, *job.keyframes[1:]])
+    need_model = bool(todo) or job.save_model is not None
+    keyframe_numbers = (
+        {frames[0][0] if kf.frame is None else kf.frame for kf in job.keyframes}
+        if need_model and job.load_model is None else set()
+    )
+    to_render = [frames[i] for i in todo]
 
-    t_ft = time.monotonic()
-    model = _model_for(job, p, frames, need=bool(todo) or job.save_model is not None, progress=progress,
-                       cancel=cancel)
-    finetune_s = time.monotonic() - t_ft
-    written: list[Path] = []
-    t_inf = time.monotonic()
-    if todo:
-        segmenter = Segmenter(model, InferenceConfig(
-            process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
-            threshold=p["threshold"], device=p["device"], precision=p["precision"],
-        ))
-        # The reader shrinks each plate to the processing size before its colour conversion: less work
-        # and memory per frame; the matte still comes out at the plate's size. On a CPU the network
-        # keeps every core busy, so reads and writes run on one thread each (see ``io_thread_budget``):
-        # less memory, the same time.
-        on_cpu = segmenter.device.type == "cpu"
-        plate_size = (infos[todo[0]].height, infos[todo[0]].width)
-        by_frame = {frames[i][0]: (outputs[i], infos[i]) for i in todo}
-        with io_thread_budget(1 if on_cpu else None), AsyncWriter() as writer, PrefetchReader(
-            [frames[i] for i in todo], colorspace=p["input_colorspace"], max_size=p["process_size"] or None,
-            workers=1 if on_cpu else 2,
-        ) as reader:
-            # The plate itself is the stream's key: the rgba writer needs its pixels, and at most one
-            # batch of plates is alive at a time.
-            for plate, matte in segmenter.stream(((pl, pl.rgb) for pl in reader), total=len(todo),
-                                                 progress=progress, cancel=cancel, out_size=plate_size):
-                out, info = by_frame[plate.info.frame]
-                rgba_source = plate if p["output_format"] == "rgba" else None  # don't queue plates needlessly
-                writer.submit(write_matte, out, matte, info, p["output_format"], rgba_source)
-                written.append(out)
-    infer_s = time.monotonic() - t_inf
+    # Every frame's header is checked, and the pixels of every frame that will be read (NaN/Inf,
+    # truncation), before fine-tuning starts. The check decodes those frames anyway, so it hands them,
+    # shrunk and colour-converted, to ``prepared``, and inference does not decode the shot a second time.
+    with PreparedPlates(
+        [f for f, _ in to_render], colorspace=p["input_colorspace"], max_size=p["process_size"] or None
+    ) as prepared:
+        infos = validate_plates(
+            frames, pixel_frames={f for f, _ in to_render} | keyframe_numbers, prepare=prepared.add
+        )
+        log.info("%d frames in range, %d to render (%d decoded ahead)", len(frames), len(todo), len(prepared))
+
+        t_ft = time.monotonic()
+        model = _model_for(job, p, frames, need=need_model, progress=progress, cancel=cancel)
+        finetune_s = time.monotonic() - t_ft
+        written: list[Path] = []
+        t_inf = time.monotonic()
+        if todo:
+            segmenter = Segmenter(model, InferenceConfig(
+                process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
+                threshold=p["threshold"], device=p["device"], precision=p["precision"],
+            ))
+            # Frames not kept by ``prepared`` are read from the plates, shrunk to the processing size
+            # before their colour conversion; the matte still comes out at the plate's size. On a CPU the
+            # network keeps every core busy, so reads and writes run on one thread each (see
+            # ``io_thread_budget``): less memory, the same time.
+            on_cpu = segmenter.device.type == "cpu"
+            plate_size = (infos[todo[0]].height, infos[todo[0]].width)
+            by_frame = {frames[i][0]: (outputs[i], infos[i]) for i in todo}
+            with io_thread_budget(1 if on_cpu else None), AsyncWriter() as writer, PrefetchReader(
+                to_render, prepared.read, workers=1 if on_cpu else 2
+            ) as reader:
+                # The plate itself is the stream's key: the rgba writer needs its pixels, and at most one
+                # batch of plates is alive at a time.
+                for plate, matte in segmenter.stream(((pl, pl.rgb) for pl in reader), total=len(todo),
+                                                     progress=progress, cancel=cancel, out_size=plate_size):
+                    out, info = by_frame[plate.info.frame]
+                    rgba_source = plate if p["output_format"] == "rgba" else None  # don't queue plates needlessly
+                    writer.submit(write_matte, out, matte, info, p["output_format"], rgba_source)
+                    written.append(out)
+        infer_s = time.monotonic() - t_inf
     return RenderSummary(len(frames), len(written), len(frames) - len(todo), finetune_s, infer_s,
                          time.monotonic() - t0, written)
 

@@ -132,3 +132,31 @@ def test_mask_frame_parameter_places_the_keyframe_without_changing_the_job(shot,
                     params={**job.params, "mask_frame": 999}, parent=tiny_parent)
     with pytest.raises(Exception, match="999"):
         render(bad)
+
+
+def test_each_plate_is_decoded_once(shot, tiny_parent, monkeypatch):
+    """The up-front pixel check hands its decoded frames to inference: no plate is decoded twice."""
+    from osvos_plugin.io import plates
+
+    reads = []
+    raw = plates._read_raw
+    monkeypatch.setattr(plates, "_read_raw", lambda path, frame: (reads.append(frame), raw(path, frame))[1])
+    checks = []
+    check = plates._check_frame
+    monkeypatch.setattr(plates, "_check_frame", lambda f, p, pixels, prepare=None: (
+        checks.append((f, pixels)), check(f, p, pixels, prepare))[1])
+    assert render_main(_args(shot, tiny_parent)) == 0
+    assert sorted(checks) == [(f, True) for f in range(1001, 1006)]
+    assert reads == [1001]  # the painted frame, read at full size for fine-tuning; inference read none
+
+
+def test_resume_decodes_only_the_frames_it_renders(shot, tiny_parent, capsys):
+    assert render_main(_args(shot, tiny_parent)) == 0
+    broken = shot / "plate" / "bear.1003.jpg"
+    broken.write_bytes(broken.read_bytes()[:2000])  # header intact, pixels cut short
+    assert render_main(_args(shot, tiny_parent)) == 0  # 1003's matte is done: its plate is not read again
+    assert "0 frames written, 5 kept" in capsys.readouterr().out
+    (shot / "out" / "matte.1003.exr").unlink()
+    assert render_main(_args(shot, tiny_parent)) == 3
+    err = capsys.readouterr().err
+    assert "1003" in err and "truncated" in err

@@ -10,8 +10,17 @@ from .colour import ColourSettings, auto_colorspace, to_display_srgb
 from .errors import FrameProblem, MaskError, OSVOSIOError, OutputError, PlateError
 from .masks import read_mask
 from .mattes import MATTE_FORMATS, atomic_write, write_matte
-from .plates import Plate, PlateInfo, read_plate, read_plate_info, read_source_rgb, validate_plates
+from .plates import (
+    Plate,
+    PlateInfo,
+    prepare_plate,
+    read_plate,
+    read_plate_info,
+    read_source_rgb,
+    validate_plates,
+)
 from .prefetch import AsyncWriter, PrefetchReader
+from .prepared import PreparedPlates
 from .sequence import format_frame_path, has_frame_token, parse_frame_range, resolve_sequence
 from .threads import io_thread_budget
 
@@ -23,6 +32,7 @@ __all__ = [
     "format_frame_path",
     "has_frame_token",
     "read_plate",
+    "prepare_plate",
     "read_plate_info",
     "read_source_rgb",
     "validate_plates",
@@ -32,6 +42,7 @@ __all__ = [
     "MATTE_FORMATS",
     "PrefetchReader",
     "AsyncWriter",
+    "PreparedPlates",
     "io_thread_budget",
     "ColourSettings",
     "auto_colorspace",

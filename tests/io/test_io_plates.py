@@ -10,7 +10,7 @@ import pytest
 
 from osvos_plugin.io import PlateError, read_plate, read_plate_info
 from osvos_plugin.io.colour import ColourSettings, cineon_to_linear, soft_clip, to_display_srgb
-from osvos_plugin.io.plates import pick_channels
+from osvos_plugin.io.plates import pick_channels, read_source_rgb
 
 
 def grey(value: float, w: int = 64, h: int = 48, c: int = 3) -> np.ndarray:
@@ -271,3 +271,26 @@ def test_read_plate_max_size_shrinks_in_linear_before_converting(tmp_path):
     expected = cv2.resize(full.rgb, (50, 30), interpolation=cv2.INTER_AREA)
     assert np.abs(small.rgb - expected).mean() < 0.01
     assert read_plate(path, max_size=500).rgb.shape == (h, w, 3)  # never enlarged
+
+
+@pytest.mark.parametrize("formats", [("half", "half", "half"), ("half", "float", "half")])
+def test_half_channels_read_exactly(tmp_path: Path, img, formats) -> None:
+    """Half channels take a faster widening path; the values must be the file's own, bit for bit."""
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((48, 64, 3)) * 8.0 - 1.0).astype(np.float32)
+    pixels[0, 0] = (65504.0, 1e-7, -2.5)  # half's largest, a subnormal, a negative
+    spec = oiio.ImageSpec(64, 48, 3, formats[0])
+    spec.channelnames = ("R", "G", "B")
+    spec.channelformats = tuple(oiio.TypeDesc(f) for f in formats)
+    path = tmp_path / "mixed.exr"
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec), out.geterror()
+    assert out.write_image(pixels), out.geterror()
+    out.close()
+    stored_spec, stored = img.read_raw(path)
+    assert [str(f) for f in stored_spec.channelformats or [stored_spec.format] * 3] == list(formats)
+    got = read_source_rgb(read_plate_info(path))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, stored)
+    expected_r = pixels[:, :, 0].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got[:, :, 0], expected_r)

@@ -1,0 +1,147 @@
+"""Network-ready plates kept on local disk between the up-front check and inference.
+
+A render must decode every frame before fine-tuning, to find NaN pixels and truncated files, and
+again during inference. Decoding a 1920x1080 ZIP half EXR is most of the I/O cost (~50 ms a frame
+on one core), so ``PreparedPlates`` takes the frames the check has just decoded, shrinks and
+colour-converts them as ``read_plate`` would, and spills the result (float32 at the processing size:
+1.6 MB for 480x270) to a private temporary directory. Inference then loads each frame in about a
+millisecond, and its file is deleted once read. Memory does not grow with the shot: nothing is kept
+in RAM but each frame's header. When the disk budget is spent, or the disk refuses a write, the
+remaining frames are simply read from the plates again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Collection
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from .colour import ColourSettings
+from .plates import Plate, PlateInfo, prepare_plate, read_plate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PreparedPlates"]
+
+DEFAULT_BUDGET = 4 << 30  # bytes: ~2,700 frames at 480x270
+_FREE_MARGIN = 1 << 30  # never fill the temporary disk closer than this
+
+
+class PreparedPlates:
+    """Frames as the network sees them, decoded once: ``add`` from ``validate_plates``, ``read`` at inference.
+
+    ``frames``: the frame numbers worth keeping (the ones the render will infer); ``None`` keeps all.
+    ``read(path, frame=...)`` has ``read_plate``'s signature, so it is a drop-in ``read_fn`` for
+    ``PrefetchReader``; a frame that was not kept is read from its file. Thread-safe. Use it as a
+    context manager: the directory is removed on exit, also after an error or Ctrl-C.
+    """
+
+    def __init__(
+        self,
+        frames: Collection[int] | None = None,
+        *,
+        colorspace: str = "auto",
+        colour: ColourSettings | None = None,
+        max_size: int | None = None,
+        budget: int = DEFAULT_BUDGET,
+        directory: str | os.PathLike | None = None,
+    ) -> None:
+        self.colorspace = colorspace
+        self.colour = colour
+        self.max_size = max_size
+        self._wanted = None if frames is None else {int(f) for f in frames}
+        self._budget = budget
+        self._dir = Path(tempfile.mkdtemp(prefix="osvos-plates-", dir=directory))
+        self._lock = threading.Lock()
+        self._kept: dict[int, PlateInfo] = {}
+        self._bytes = 0
+        self._full = False
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)
+
+    def __contains__(self, frame: object) -> bool:
+        with self._lock:
+            return frame in self._kept
+
+    def _file(self, frame: int) -> Path:
+        return self._dir / f"{frame}.npy"
+
+    def _reserve(self, nbytes: int) -> bool:
+        with self._lock:
+            if self._full:
+                return False
+            free = shutil.disk_usage(self._dir).free
+            if self._bytes + nbytes > self._budget or free - nbytes < _FREE_MARGIN:
+                self._full = True
+                log.info(
+                    "prepared-plate cache full after %d frames (%.0f MiB; budget %.0f MiB, %.0f MiB free in "
+                    "%s): the remaining frames are decoded again during inference",
+                    len(self._kept), self._bytes / 2**20, self._budget / 2**20, free / 2**20, self._dir,
+                )
+                return False
+            self._bytes += nbytes
+            return True
+
+    def add(self, info: PlateInfo, rgb: np.ndarray) -> bool:
+        """Prepare and keep one frame from the file's own RGB of its data window; False if not kept."""
+        if info.frame is None or (self._wanted is not None and info.frame not in self._wanted) or self._full:
+            return False
+        plate = prepare_plate(info, rgb, self.colorspace, colour=self.colour, max_size=self.max_size)
+        if not self._reserve(plate.rgb.nbytes + 128):
+            return False
+        path = self._file(info.frame)
+        try:
+            np.save(path, plate.rgb, allow_pickle=False)
+        except OSError as exc:  # disk full, quota: fall back to reading the plate again
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._full = True
+            log.warning("cannot keep prepared frame %s in %s (%s): reading plates again instead",
+                        info.frame, self._dir, exc)
+            return False
+        with self._lock:
+            self._kept[info.frame] = plate.info
+        return True
+
+    def read(self, path: str | os.PathLike, frame: int | None = None, **_: object) -> Plate:
+        """The kept frame (its file is deleted once read), else ``read_plate`` of ``path``."""
+        with self._lock:
+            info = self._kept.pop(frame, None) if frame is not None else None
+        if info is None:
+            return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size)
+        file = self._file(frame)
+        try:
+            rgb = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:  # e.g. a temp cleaner got there first: the plate is still there
+            log.warning("prepared frame %s lost (%s): reading %s again", frame, exc, path)
+            return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size)
+        finally:
+            file.unlink(missing_ok=True)
+        return Plate(info, rgb)
+
+    def close(self) -> None:
+        """Remove the directory and everything still in it."""
+        with self._lock:
+            self._kept.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> PreparedPlates:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

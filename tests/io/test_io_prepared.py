@@ -1,0 +1,94 @@
+"""PreparedPlates: the up-front check's decoded frames handed to inference, so each frame is decoded once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from osvos_plugin.io import PlateError, PreparedPlates, read_plate, resolve_sequence, validate_plates
+from osvos_plugin.io import plates as plates_module
+
+
+def scene(img, directory: Path, frames=range(1, 6), size=(96, 64)) -> list[tuple[int, Path]]:
+    """Scene-linear half EXRs with highlights above 1.0 and a data window inside the display window."""
+    rng = np.random.default_rng(7)
+    w, h = size
+    for f in frames:
+        pixels = (rng.random((h - 8, w - 6, 3)) * 3.0).astype(np.float32)
+        img.write(directory / f"plate.{f:04d}.exr", pixels, "half", origin=(2, 4), display=(0, 0, w, h))
+    return resolve_sequence(str(directory / "plate.####.exr"))
+
+
+@pytest.mark.parametrize("max_size", [None, 48])
+def test_kept_frames_are_bit_identical_to_reading_the_plate(tmp_path: Path, img, max_size) -> None:
+    frames = scene(img, tmp_path)
+    with PreparedPlates(colorspace="auto", max_size=max_size) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        assert len(prepared) == len(frames)
+        for frame, path in frames:
+            expected = read_plate(path, frame, max_size=max_size)
+            got = prepared.read(path, frame=frame)
+            assert got.info == expected.info
+            assert got.rgb.dtype == np.float32 and got.rgb.shape == expected.rgb.shape
+            np.testing.assert_array_equal(got.rgb, expected.rgb)
+        assert not any(prepared.directory.iterdir())  # each file goes once read
+
+
+def test_inference_reads_no_kept_frame_from_its_file(tmp_path: Path, img, monkeypatch) -> None:
+    frames = scene(img, tmp_path)
+    decoded: list[Path] = []
+    raw = plates_module._read_raw
+    monkeypatch.setattr(plates_module, "_read_raw", lambda p, f: (decoded.append(p), raw(p, f))[1])
+    with PreparedPlates([1, 2, 3], max_size=48) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        assert sorted(f for f, _ in frames if f in prepared) == [1, 2, 3]  # only the frames asked for
+        for frame, path in frames:
+            prepared.read(path, frame=frame)
+    assert decoded == [frames[3][1], frames[4][1]]  # frames 4 and 5 were not kept: read again
+
+
+def test_budget_spent_falls_back_to_the_plates(tmp_path: Path, img) -> None:
+    frames = scene(img, tmp_path)
+    one_frame = 48 * 32 * 3 * 4 + 128
+    with PreparedPlates(max_size=48, budget=2 * one_frame) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        assert len(prepared) == 2
+        for frame, path in frames:
+            expected = read_plate(path, frame, max_size=48).rgb
+            np.testing.assert_array_equal(prepared.read(path, frame=frame).rgb, expected)
+
+
+def test_a_lost_file_is_read_from_the_plate(tmp_path: Path, img) -> None:
+    frames = scene(img, tmp_path, frames=[1])
+    with PreparedPlates() as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        for file in prepared.directory.iterdir():
+            file.write_bytes(b"garbage")  # a temp cleaner, a full disk
+        np.testing.assert_array_equal(prepared.read(frames[0][1], frame=1).rgb, read_plate(frames[0][1], 1).rgb)
+
+
+def test_directory_is_removed_on_error(tmp_path: Path, img) -> None:
+    frames = scene(img, tmp_path)
+    nan = np.full((64, 96, 3), 0.5, np.float32)
+    nan[3, 3, 0] = np.nan
+    img.write(frames[2][1], nan, "float")
+    with pytest.raises(PlateError, match="NaN"), PreparedPlates(directory=tmp_path) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+    assert not prepared.directory.exists()
+    assert 3 not in prepared
+
+
+def test_pixel_frames_limits_the_decode_but_headers_are_all_checked(tmp_path: Path, img) -> None:
+    frames = scene(img, tmp_path)
+    nan = np.full((64, 96, 3), 0.5, np.float32)
+    nan[3, 3, 0] = np.nan
+    img.write(frames[1][1], nan, "float")  # frame 2: NaN, but not decoded below
+    infos = validate_plates(frames, pixel_frames=[1, 3, 4, 5])
+    assert [i.frame for i in infos] == [1, 2, 3, 4, 5]
+    with pytest.raises(PlateError, match="frame 2 .*NaN"):
+        validate_plates(frames, pixel_frames=[2])
+    frames[4][1].unlink()
+    with pytest.raises(PlateError, match="frame 5 .*does not exist"):
+        validate_plates(frames, pixel_frames=[1])
