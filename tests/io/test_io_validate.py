@@ -85,3 +85,27 @@ def test_header_only_validation_still_finds_missing_and_size(tmp_path: Path, img
 def test_empty_frame_list_is_an_error() -> None:
     with pytest.raises(PlateError, match="no plate frames"):
         validate_plates([])
+
+
+def test_an_interrupted_check_does_not_decode_the_rest_of_the_shot(tmp_path: Path, img, monkeypatch) -> None:
+    """Ctrl-C (or any unexpected error) during the up-front check stops it, not after the whole shot."""
+    import time
+
+    from osvos_plugin.io import plates
+
+    for f in range(1, 21):
+        good_frame(img, tmp_path / f"plate.{f:04d}.exr")
+    checked = []
+
+    def slow_check(frame, path, pixels, prepare=None):
+        checked.append(frame)
+        time.sleep(0.05)
+        if frame == 1:
+            raise KeyboardInterrupt
+        return plates.__dict__["_real_check"](frame, path, pixels, prepare)
+
+    monkeypatch.setitem(plates.__dict__, "_real_check", plates._check_frame)
+    monkeypatch.setattr(plates, "_check_frame", slow_check)
+    with pytest.raises(KeyboardInterrupt):
+        validate_plates(resolve_sequence(str(tmp_path / "plate.####.exr")), workers=1)
+    assert len(checked) <= 3  # frame 1, and at most the frame or two the worker had already started
