@@ -92,3 +92,33 @@ def test_pixel_frames_limits_the_decode_but_headers_are_all_checked(tmp_path: Pa
     frames[4][1].unlink()
     with pytest.raises(PlateError, match="frame 5 .*does not exist"):
         validate_plates(frames, pixel_frames=[1])
+
+
+def test_filesystem_type_of_known_mounts() -> None:
+    from osvos_plugin.io.prepared import filesystem_type
+
+    if not Path("/proc/self/mounts").exists():
+        pytest.skip("no /proc/self/mounts (not Linux)")
+    assert filesystem_type("/proc/self") == "proc"
+    assert filesystem_type("/") not in (None, "proc")
+
+
+def test_a_memory_backed_temp_dir_keeps_nothing_unless_asked_for(tmp_path: Path, img, monkeypatch) -> None:
+    """Frames kept on tmpfs would be RAM that grows with the shot: only an explicit directory gets them."""
+    import tempfile
+
+    from osvos_plugin.io.prepared import filesystem_type
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or filesystem_type(shm) != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm")
+    frames = scene(img, tmp_path, frames=[1, 2])
+    monkeypatch.setattr(tempfile, "tempdir", str(shm))  # as TMPDIR=/dev/shm would
+    with PreparedPlates() as prepared:
+        assert prepared.directory.parent == shm
+        validate_plates(frames, prepare=prepared.add)
+        assert len(prepared) == 0
+        np.testing.assert_array_equal(prepared.read(frames[0][1], frame=1).rgb, read_plate(frames[0][1], 1).rgb)
+    with PreparedPlates(directory=shm) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        assert len(prepared) == 2
