@@ -381,7 +381,7 @@ def prepare_plate(
     decoded pixels on (``prepare``) instead of the render decoding each frame a second time.
     """
     space = info.colorspace if colorspace in (None, "", "auto") else colorspace
-    bad = int(np.count_nonzero(~np.isfinite(data)))
+    bad = 0 if np.isfinite(data).all() else int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         log.warning("frame %s (%s): %d NaN/Inf values replaced before the network", info.frame, info.path, bad)
     if max_size and max(info.width, info.height) > max_size:
@@ -468,8 +468,9 @@ def _check_frame(
                         "re-render or re-copy it (check that the transfer completed)",
                     )
                 ]
-            nan = int(np.count_nonzero(np.isnan(data)))
-            inf = int(np.count_nonzero(np.isinf(data)))
+            finite = bool(np.isfinite(data).all())  # one pass for the usual clean frame; count only if not
+            nan = 0 if finite else int(np.count_nonzero(np.isnan(data)))
+            inf = 0 if finite else int(np.count_nonzero(np.isinf(data)))
             if nan or inf:
                 names = ",".join(spec.channelnames[i] for i in channels)
                 problems.append(
