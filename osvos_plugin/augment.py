@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 @dataclass
 class AugmentConfig:
-    scales: tuple[float, ...] = (0.5, 0.8, 1.0)  # the paper's
+    scales: tuple[float, ...] = (0.5, 0.8, 1.0)  # the paper's; a scale above 1 zooms in (a window of the 1.0 size)
     flip: bool = True
     crop: float = 0.8  # a crop keeps at least this share of each side (1.0 = no crop)
     rotate_deg: float = 0.0  # maximal rotation either way
@@ -107,6 +107,7 @@ class KeyframeSampler:
             img_t, mask_t = to_tensor_image(rgb), to_tensor_mask(mask)
             h, w = fit_long_side(*img_t.shape[-2:], long_side)
             per_scale = []
+            self.window = (h, w)
             for s in cfg.scales:
                 size = (max(16, round(h * s)), max(16, round(w * s)))
                 per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device)))
@@ -116,5 +117,16 @@ class KeyframeSampler:
         k = step % len(self.variants)
         per_scale = self.variants[k]
         image, mask = per_scale[int(torch.randint(0, len(per_scale), (), generator=self.g))]
+        image, mask = self._window(image, mask)
         image, mask = augment_pair(image, mask, self.cfg, self.g)
         return image.contiguous(memory_format=torch.channels_last), mask
+
+    def _window(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A zoomed-in variant (scale above 1) is cut to a random window of the scale-1.0 size."""
+        h, w = image.shape[-2:]
+        wh, ww = min(h, self.window[0]), min(w, self.window[1])
+        if (wh, ww) == (h, w):
+            return image, mask
+        y0 = int(torch.randint(0, h - wh + 1, (), generator=self.g))
+        x0 = int(torch.randint(0, w - ww + 1, (), generator=self.g))
+        return image[..., y0:y0 + wh, x0:x0 + ww], mask[..., y0:y0 + wh, x0:x0 + ww]

@@ -20,6 +20,7 @@ from .finetune import FinetuneConfig, finetune
 from .inference import InferenceConfig, Segmenter
 from .io import (
     AsyncWriter,
+    CheckStopped,
     MaskError,
     PlateError,
     PrefetchReader,
@@ -35,7 +36,7 @@ from .io import (
 from .manifest import load_manifest
 from .models import default_parent_path
 from .network import OSVOSNet
-from .training import CancelFlag, ProgressFn
+from .training import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .weights import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,19 @@ def render(
     with PreparedPlates(
         [f for f, _ in to_render], colorspace=p["input_colorspace"], max_size=p["process_size"] or None
     ) as prepared:
-        infos = validate_plates(
-            frames, pixel_frames={f for f, _ in to_render} | keyframe_numbers, prepare=prepared.add
-        )
+        t_check = time.monotonic()
+
+        def checked(done: int, total: int) -> None:
+            if progress is not None:
+                progress(Progress("check", done, total, None, time.monotonic() - t_check))
+
+        try:
+            infos = validate_plates(
+                frames, pixel_frames={f for f, _ in to_render} | keyframe_numbers, prepare=prepared.add,
+                on_checked=checked, should_stop=lambda: is_cancelled(cancel),
+            )
+        except CheckStopped as e:
+            raise Cancelled(str(e)) from None
         log.info("%d frames in range, %d to render (%d decoded ahead)", len(frames), len(todo), len(prepared))
 
         t_ft = time.monotonic()

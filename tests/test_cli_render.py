@@ -95,6 +95,7 @@ def test_json_progress_for_hosts(shot, tiny_parent, capsys):
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     stages = [r["stage"] for r in records]
     assert stages.count("finetune") == 3 and stages[-1] == "infer" and records[-1]["fraction"] == 1.0
+    assert stages[0] == "check" and (records[0]["done"], records[0]["total"]) == (5, 5)  # the plate check first
     assert all(set(r) == {"stage", "done", "total", "fraction", "loss", "eta_s"} for r in records)
 
 
@@ -117,6 +118,20 @@ def test_cancel_leaves_only_whole_frames_and_resumes(shot, tiny_parent):
         assert oiio.ImageBuf(str(p)).get_pixels(oiio.FLOAT).shape == (480, 854, 1)
     summary = render(job)
     assert summary.skipped == len(written) and summary.written == 5 - len(written)
+
+
+def test_cancel_during_the_plate_check_stops_before_fine_tuning(shot, tiny_parent):
+    """A host's cancel is honoured by the up-front check too: no fine-tuning, nothing written."""
+    job = RenderJob(str(shot / "plate" / "bear.####.jpg"), str(shot / "out" / "m.####.exr"),
+                    [Keyframe(shot / "roto.png", 1001)],
+                    params={"iterations": 2, "process_size": 64, "device": "cpu"}, parent=tiny_parent)
+    cancel = threading.Event()
+    cancel.set()
+    stages = []
+    with pytest.raises(Cancelled, match="plate check stopped after 0 of 5 frames"):
+        render(job, progress=lambda p: stages.append(p.stage), cancel=cancel)
+    assert "finetune" not in stages
+    assert not (shot / "out").exists() or not any((shot / "out").iterdir())
 
 
 def test_mask_frame_parameter_places_the_keyframe_without_changing_the_job(shot, tiny_parent):

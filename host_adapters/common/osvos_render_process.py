@@ -42,8 +42,10 @@ EXIT_MEANINGS = {
     130: "interrupted (run again to resume; frames already written are kept)",
 }
 EXIT_INTERRUPTED = 130
-STAGE_LABELS = {"finetune": "Fine-tuning", "infer": "Inferring", "train": "Training"}
-# Share of the bar that fine-tuning takes; inference takes the rest. A guess that only shapes the bar.
+STAGE_LABELS = {"check": "Checking plates", "finetune": "Fine-tuning", "infer": "Inferring", "train": "Training"}
+# Where each stage ends on the progress bar: the plate check, then fine-tuning, then inference (the
+# rest). Guesses that only shape the bar.
+CHECK_SHARE = 0.05
 FINETUNE_SHARE = 0.5
 CANCEL_GRACE_S = 20.0  # after a clean-stop request, how long before the process is terminated
 
@@ -253,15 +255,17 @@ class Progress:
     def overall(self) -> float:
         """Fraction of the whole render, fine-tuning then inference, in [0, 1]."""
         f = min(1.0, max(0.0, self.fraction))
+        if self.stage == "check":  # the up-front plate check: a small slice before fine-tuning
+            return CHECK_SHARE * f
         if self.stage == "finetune":
-            return FINETUNE_SHARE * f
+            return CHECK_SHARE + (FINETUNE_SHARE - CHECK_SHARE) * f
         if self.stage == "infer":
             return FINETUNE_SHARE + (1.0 - FINETUNE_SHARE) * f
         return f
 
     def message(self) -> str:
         text = f"{STAGE_LABELS.get(self.stage, self.stage.capitalize())} {self.done}/{self.total}"
-        if self.stage == "infer":
+        if self.stage in ("check", "infer"):
             text += " frames"
         if self.loss is not None:
             text += f", loss {self.loss:.4f}"

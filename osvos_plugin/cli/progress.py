@@ -33,9 +33,11 @@ class ProgressPrinter:
 
             bar = self._bars.get(p.stage)
             if bar is None:
-                labels = {"finetune": "fine-tuning", "infer": "inferring", "train": "training"}
-                bar = self._bars[p.stage] = tqdm(total=p.total, desc=labels.get(p.stage, p.stage),
-                                                 unit="it" if p.stage != "infer" else "frame", file=self.stream)
+                labels = {"check": "checking plates", "finetune": "fine-tuning", "infer": "inferring",
+                          "train": "training"}
+                unit = "frame" if p.stage in ("check", "infer") else "it"
+                bar = self._bars[p.stage] = tqdm(total=p.total, desc=labels.get(p.stage, p.stage), unit=unit,
+                                                 file=self.stream)
             bar.update(p.done - bar.n)
             if p.loss is not None:
                 bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)

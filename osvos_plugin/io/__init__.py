@@ -7,7 +7,7 @@ in one clear message (see ``errors``).
 from __future__ import annotations
 
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
-from .errors import FrameProblem, MaskError, OSVOSIOError, OutputError, PlateError
+from .errors import CheckStopped, FrameProblem, MaskError, OSVOSIOError, OutputError, PlateError
 from .masks import read_mask
 from .mattes import MATTE_FORMATS, atomic_write, write_matte
 from .plates import (
@@ -36,6 +36,7 @@ __all__ = [
     "read_plate_info",
     "read_source_rgb",
     "validate_plates",
+    "CheckStopped",
     "read_mask",
     "write_matte",
     "atomic_write",

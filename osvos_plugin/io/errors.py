@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OSVOSIOError", "PlateError", "MaskError", "OutputError", "FrameProblem"]
+__all__ = ["OSVOSIOError", "PlateError", "MaskError", "OutputError", "FrameProblem", "CheckStopped"]
 
 
 class OSVOSIOError(Exception):
     """Base class of every error raised by ``osvos_plugin.io``."""
+
+
+class CheckStopped(OSVOSIOError):
+    """The up-front plate check was asked to stop (a host's cancel); nothing was written."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,7 @@ import OpenImageIO as oiio
 import torch
 
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
-from .errors import FrameProblem, PlateError
+from .errors import CheckStopped, FrameProblem, PlateError
 
 log = logging.getLogger(__name__)
 
@@ -497,6 +498,8 @@ def validate_plates(
     workers: int | None = None,
     pixel_frames: Collection[int] | None = None,
     prepare: PrepareFn | None = None,
+    on_checked: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[PlateInfo]:
     """Check every frame of a shot before any fine-tuning; one ``PlateError`` lists every bad frame.
 
@@ -508,6 +511,10 @@ def validate_plates(
     rgb)`` receives the decoded RGB of every clean pixel-checked frame (from a pool thread), so a render
     can keep what it needs instead of decoding the shot twice (see ``PreparedPlates``). Returns the
     ``PlateInfo`` of every frame, in order.
+
+    A long shot can take a minute to check, so ``on_checked(done, total)`` reports progress (at most
+    every 0.2 s, and once at the end), and ``should_stop()`` is polled before each frame: when it turns
+    true, the frames not yet started are skipped and ``CheckStopped`` is raised.
     """
     frames = [(int(f), Path(p)) for f, p in frames]
     decode = None if pixel_frames is None else {int(f) for f in pixel_frames}
@@ -516,13 +523,30 @@ def validate_plates(
             "no plate frames to render: the frame range is empty or no file matched the pattern."
         )
     workers = workers or max(1, min(8, os.cpu_count() or 1))
+    stopped = should_stop or (lambda: False)
+
+    def check(item: tuple[int, Path]) -> tuple[PlateInfo | None, list[FrameProblem]] | None:
+        if stopped():
+            return None
+        return _check_frame(item[0], item[1], check_pixels and (decode is None or item[0] in decode), prepare)
+
+    results: list[tuple[PlateInfo | None, list[FrameProblem]]] = []
+    last_report = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="osvos-validate") as pool:
-        results = list(pool.map(
-            lambda item: _check_frame(
-                item[0], item[1], check_pixels and (decode is None or item[0] in decode), prepare
-            ),
-            frames,
-        ))
+        checked = pool.map(check, frames)
+        try:
+            for result in checked:
+                if result is None or stopped():
+                    raise CheckStopped(
+                        f"plate check stopped after {len(results)} of {len(frames)} frames; nothing was written"
+                    )
+                results.append(result)
+                now = time.monotonic()
+                if on_checked is not None and (now - last_report >= 0.2 or len(results) == len(frames)):
+                    on_checked(len(results), len(frames))
+                    last_report = now
+        finally:
+            checked.close()  # cancels the frames not yet started (on an error or an interrupt too)
 
     problems: list[FrameProblem] = []
     reference: PlateInfo | None = None

@@ -162,16 +162,19 @@ def test_progress_lines_of_the_engine_are_parsed():
     with contextlib.redirect_stdout(out):
         printer(EngineProgress("finetune", 100, 400, 0.3125, 42.0))
         printer(EngineProgress("infer", 3, 12, None, 1.5))
+        printer(EngineProgress("check", 50, 200, None, 2.0))
     lines = out.getvalue().splitlines()
     parsed = [rp.parse_progress(line) for line in lines]
     assert parsed[0].stage == "finetune" and (parsed[0].done, parsed[0].total) == (100, 400)
     assert parsed[0].fraction == pytest.approx(0.25) and parsed[0].loss == pytest.approx(0.3125)
-    assert parsed[0].overall == pytest.approx(0.125)
+    assert parsed[0].overall == pytest.approx(rp.CHECK_SHARE + (rp.FINETUNE_SHARE - rp.CHECK_SHARE) * 0.25)
     eta = json.loads(lines[0])["eta_s"]
     assert eta > 0 and parsed[0].eta_s == pytest.approx(eta)
     assert re.fullmatch(r"Fine-tuning 100/400, loss 0\.3125, \d+ min \d\d s left", parsed[0].message())
     assert parsed[1].overall == pytest.approx(0.5 + 0.5 * 0.25) and parsed[1].loss is None
     assert re.fullmatch(r"Inferring 3/12 frames, \d s left", parsed[1].message())
+    assert parsed[2].overall == pytest.approx(rp.CHECK_SHARE * 0.25) and parsed[2].overall < parsed[0].overall
+    assert re.fullmatch(r"Checking plates 50/200 frames, \d s left", parsed[2].message())
     for junk in ("", "osvos-render: 4 frames written", "{", '{"done": 1}', "[1, 2]", '{"stage": "x", "done": "a"}'):
         assert rp.parse_progress(junk) is None
 
@@ -232,11 +235,14 @@ def test_real_engine_progress_then_cancel(engine, tmp_path, small_plates, small_
     seen = []
 
     def cancel_once_started() -> bool:
-        return bool(seen)
+        return any(p.stage == "finetune" for p in seen)
 
     t0 = time.monotonic()
     result = rp.run(cmd, on_progress=seen.append, should_cancel=cancel_once_started, env=rp.engine_environment())
-    assert seen and seen[0].stage == "finetune" and seen[0].total == 20000
+    # the up-front plate check reports first, then fine-tuning
+    assert seen[0].stage == "check" and seen[0].total > 0
+    tuning = [p for p in seen if p.stage == "finetune"]
+    assert tuning and tuning[0].total == 20000 and seen.index(tuning[0]) > 0
     assert result.returncode == rp.EXIT_INTERRUPTED and result.cancelled
     assert result.message.startswith("cancelled")
     assert time.monotonic() - t0 < 120

@@ -109,3 +109,35 @@ def test_an_interrupted_check_does_not_decode_the_rest_of_the_shot(tmp_path: Pat
     with pytest.raises(KeyboardInterrupt):
         validate_plates(resolve_sequence(str(tmp_path / "plate.####.exr")), workers=1)
     assert len(checked) <= 3  # frame 1, and at most the frame or two the worker had already started
+
+
+def test_a_stop_request_ends_the_check_early_and_progress_is_reported(tmp_path: Path, img, monkeypatch) -> None:
+    """A host's cancel (polled before each frame) stops a long check; progress reaches the host meanwhile."""
+    import threading
+
+    from osvos_plugin.io import CheckStopped, plates
+
+    for f in range(1, 21):
+        good_frame(img, tmp_path / f"plate.{f:04d}.exr")
+    frames = resolve_sequence(str(tmp_path / "plate.####.exr"))
+    real_check = plates._check_frame
+    stop = threading.Event()
+    decoded = []
+
+    def counting_check(frame, path, pixels, prepare=None):
+        decoded.append(frame)
+        if frame == 5:
+            stop.set()  # the host asks to stop while frame 5 is being checked
+        return real_check(frame, path, pixels, prepare)
+
+    monkeypatch.setattr(plates, "_check_frame", counting_check)
+    with pytest.raises(CheckStopped, match=r"stopped after \d+ of 20 frames"):
+        validate_plates(frames, workers=1, should_stop=stop.is_set)
+    assert 5 <= len(decoded) <= 6
+
+    # without a stop, every frame is checked and the last report says so
+    monkeypatch.setattr(plates, "_check_frame", real_check)
+    reports: list[tuple[int, int]] = []
+    infos = validate_plates(frames, workers=2, on_checked=lambda done, total: reports.append((done, total)))
+    assert len(infos) == 20 and reports and reports[-1] == (20, 20)
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
