@@ -160,7 +160,7 @@ def child_network(workdir: Path, n: int) -> dict:
     t = time.monotonic()  # as render's inference stage: Segmenter set-up, then the stream
     segmenter = Segmenter(model, InferenceConfig(
         process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
-        threshold=p["threshold"], device=p["device"], precision=p["precision"],
+        threshold=p["threshold"], flip_average=p["flip_average"], device=p["device"], precision=p["precision"],
     ))
     done = sum(1 for _ in segmenter.stream(((i, rgb) for i in range(n)), total=n, out_size=(HEIGHT, WIDTH)))
     return {"frames": done, "network_s": time.monotonic() - t}

@@ -60,9 +60,11 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
     return out
 
 
-def run(parent_path, root, sequences, budgets, process_size, device, schedule, save_dir=None) -> list[dict]:
+def run(parent_path, root, sequences, budgets, process_size, device, schedule, save_dir=None,
+        flip_average: bool | None = None) -> list[dict]:
     parent = load_parent(parent_path)
     defaults = load_manifest().defaults()
+    flip = defaults["flip_average"] if flip_average is None else flip_average
     rows = []
     for name in sequences:
         seq = load_sequence(root, name)
@@ -74,7 +76,7 @@ def run(parent_path, root, sequences, budgets, process_size, device, schedule, s
         for budget in budgets:
             model, t_ft = models.pop(budget)
             seg = Segmenter(model, InferenceConfig(process_size=process_size, device=device,
-                                                   batch_size=defaults["batch_size"]))
+                                                   batch_size=defaults["batch_size"], flip_average=flip))
             t = time.perf_counter()
             frames = ((i, f.astype(np.float32) / 255) for i, f in enumerate(seq.frames))
             preds = [m for _, m in seg.stream(frames)]
@@ -106,13 +108,15 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--schedule", default=FinetuneConfig.schedule, choices=("cosine", "constant"),
                     help="constant: one run per sequence, snapshotted at each budget")
+    ap.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                    help="Flip averaging at inference (default: plugin.json's)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budgets = [int(b) for b in args.budgets.split(",")]
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets,
-               args.process_size, args.device, args.schedule, args.save_predictions)
+               args.process_size, args.device, args.schedule, args.save_predictions, args.flip_average)
     print("\n| iterations | J mean | F mean | J&F | fine-tune per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
@@ -126,7 +130,9 @@ def main() -> None:
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
-        meta = {"process_size": args.process_size, "schedule": args.schedule}
+        meta = {"process_size": args.process_size, "schedule": args.schedule,
+                "flip_average": load_manifest().defaults()["flip_average"] if args.flip_average is None
+                else args.flip_average}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 

@@ -87,11 +87,16 @@ def augment_pair(
 
 
 class KeyframeSampler:
-    """Random augmented samples from one or more painted keyframes, pre-scaled once per scale."""
+    """Random augmented samples from one or more painted keyframes, pre-scaled once per scale.
+
+    A keyframe is (rgb, mask), or (rgb, mask, weight) where pixels of weight 0 are left out of the loss
+    (pseudo-labels; see ``selftrain``). The weight rides along as a second mask channel, so every
+    geometric augmentation moves it with the mask, and the sampler then gives (image, mask, weight).
+    """
 
     def __init__(
         self,
-        keyframes: list[tuple[np.ndarray, np.ndarray]],
+        keyframes: list[tuple[np.ndarray, ...]],
         long_side: int,
         cfg: AugmentConfig,
         device: torch.device,
@@ -102,31 +107,49 @@ class KeyframeSampler:
         self.cfg = cfg
         self.device = device
         self.g = torch.Generator().manual_seed(seed)
-        self.variants: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
-        for rgb, mask in keyframes:
+        self.weighted = any(len(kf) > 2 for kf in keyframes)
+        # per keyframe: the scale-1.0 size (the window of a zoomed-in variant), then (image, mask) per scale
+        self.variants: list[tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]]] = []
+        for rgb, mask, *weight in keyframes:
             img_t, mask_t = to_tensor_image(rgb), to_tensor_mask(mask)
+            if self.weighted:
+                w_t = to_tensor_mask(weight[0]) if weight else torch.ones_like(mask_t)
+                mask_t = torch.cat([mask_t, w_t], dim=1)
             h, w = fit_long_side(*img_t.shape[-2:], long_side)
             per_scale = []
-            self.window = (h, w)
             for s in cfg.scales:
                 size = (max(16, round(h * s)), max(16, round(w * s)))
                 per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device)))
-            self.variants.append(per_scale)
+            self.variants.append(((h, w), per_scale))
 
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = step % len(self.variants)
-        per_scale = self.variants[k]
+    def __call__(self, step: int) -> tuple[torch.Tensor, ...]:
+        window, per_scale = self.variants[step % len(self.variants)]
         image, mask = per_scale[int(torch.randint(0, len(per_scale), (), generator=self.g))]
-        image, mask = self._window(image, mask)
+        image, mask = self._window(image, mask, window)
         image, mask = augment_pair(image, mask, self.cfg, self.g)
-        return image.contiguous(memory_format=torch.channels_last), mask
+        image = image.contiguous(memory_format=torch.channels_last)
+        if self.weighted:
+            # a weight blurred by resizing or rotation marks the edge of an ignored region: ignore it too
+            return image, mask[:, :1].contiguous(), (mask[:, 1:] > 0.999).float()
+        return image, mask
 
-    def _window(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A zoomed-in variant (scale above 1) is cut to a random window of the scale-1.0 size."""
+    def _window(
+        self, image: torch.Tensor, mask: torch.Tensor, window: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A zoomed-in variant (scale above 1) is cut to a window of the scale-1.0 size around a random
+        pixel of the object, so that every zoomed sample shows (part of) it."""
         h, w = image.shape[-2:]
-        wh, ww = min(h, self.window[0]), min(w, self.window[1])
+        wh, ww = min(h, window[0]), min(w, window[1])
         if (wh, ww) == (h, w):
             return image, mask
-        y0 = int(torch.randint(0, h - wh + 1, (), generator=self.g))
-        x0 = int(torch.randint(0, w - ww + 1, (), generator=self.g))
+        ys, xs = torch.nonzero(mask[0, 0] > 0.5, as_tuple=True)
+        if len(ys):
+            k = int(torch.randint(0, len(ys), (), generator=self.g))
+            ay, ax = int(ys[k]), int(xs[k])
+            y_lo, y_hi = max(0, ay - wh + 1), min(h - wh, ay)
+            x_lo, x_hi = max(0, ax - ww + 1), min(w - ww, ax)
+        else:
+            y_lo, y_hi, x_lo, x_hi = 0, h - wh, 0, w - ww
+        y0 = int(torch.randint(y_lo, y_hi + 1, (), generator=self.g))
+        x0 = int(torch.randint(x_lo, x_hi + 1, (), generator=self.g))
         return image[..., y0:y0 + wh, x0:x0 + ww], mask[..., y0:y0 + wh, x0:x0 + ww]

@@ -31,6 +31,7 @@ class InferenceConfig:
     batch_size: int = 2
     soft: bool = False  # probability matte instead of a hard 0/1 one
     threshold: float = 0.5
+    flip_average: bool = False  # also segment each frame mirrored and average the two probabilities
     device: str = "auto"
     precision: str = "auto"
 
@@ -65,8 +66,17 @@ class Segmenter:
         batch = batch.to(self.device, non_blocking=True)
         size = (h, w) if self.cfg.process_size <= 0 else fit_long_side(h, w, self.cfg.process_size)
         x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        logits = self.model(x).float()
         out_h, out_w = out_size or (h, w)
+        if self.cfg.flip_average:
+            # The frame and its mirror image in one batch; the mirrored answer is flipped back, and the
+            # probabilities (not the logits, so one confident view cannot outvote the other) averaged.
+            both = torch.sigmoid(self.model(torch.cat([x, x.flip(-1)])).float())
+            n = x.shape[0]
+            prob = 0.5 * (both[:n] + both[n:].flip(-1))
+            if prob.shape[-2:] != (out_h, out_w):
+                prob = F.interpolate(prob, size=(out_h, out_w), mode="bilinear", align_corners=False)
+            return list(prob[:, 0].cpu().numpy())
+        logits = self.model(x).float()
         if logits.shape[-2:] != (out_h, out_w):
             logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
         prob = torch.sigmoid(logits)[:, 0].cpu().numpy()

@@ -36,6 +36,7 @@ from .io import (
 from .manifest import load_manifest
 from .models import default_parent_path
 from .network import OSVOSNet
+from .selftrain import SelfTrainConfig, pick_frames, self_train
 from .training import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .weights import load_checkpoint, save_checkpoint
 
@@ -141,6 +142,13 @@ def render(
         if need_model and job.load_model is None else set()
     )
     to_render = [frames[i] for i in todo]
+    # Frames whose pseudo-labels self-training learns from: picked from the whole range, not from what is
+    # left to render, so that a resumed render trains the same model.
+    pseudo_frames = [] if not keyframe_numbers or p["self_train_iterations"] <= 0 else [
+        frames[i] for i in pick_frames(
+            p["self_train_frames"], len(frames), exclude=[i for i, (f, _) in enumerate(frames) if f in keyframe_numbers]
+        )
+    ]
 
     # Every frame's header is checked, and the pixels of every frame that will be read (NaN/Inf,
     # truncation), before fine-tuning starts. The check decodes those frames anyway, so it hands them,
@@ -156,7 +164,8 @@ def render(
 
         try:
             infos = validate_plates(
-                frames, pixel_frames={f for f, _ in to_render} | keyframe_numbers, prepare=prepared.add,
+                frames, pixel_frames={f for f, _ in to_render + pseudo_frames} | keyframe_numbers,
+                prepare=prepared.add,
                 on_checked=checked, should_stop=lambda: is_cancelled(cancel),
             )
         except CheckStopped as e:
@@ -164,14 +173,15 @@ def render(
         log.info("%d frames in range, %d to render (%d decoded ahead)", len(frames), len(todo), len(prepared))
 
         t_ft = time.monotonic()
-        model = _model_for(job, p, frames, need=need_model, progress=progress, cancel=cancel)
+        model = _model_for(job, p, frames, pseudo_frames, need=need_model, progress=progress, cancel=cancel)
         finetune_s = time.monotonic() - t_ft
         written: list[Path] = []
         t_inf = time.monotonic()
         if todo:
             segmenter = Segmenter(model, InferenceConfig(
                 process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
-                threshold=p["threshold"], device=p["device"], precision=p["precision"],
+                threshold=p["threshold"], flip_average=p["flip_average"], device=p["device"],
+                precision=p["precision"],
             ))
             # Frames not kept by ``prepared`` are read from the plates, shrunk to the processing size
             # before their colour conversion; the matte still comes out at the plate's size. On a CPU the
@@ -197,7 +207,8 @@ def render(
 
 
 def _model_for(
-    job: RenderJob, p: dict, frames: list[tuple[int, Path]], need: bool, progress, cancel
+    job: RenderJob, p: dict, frames: list[tuple[int, Path]], pseudo_frames: list[tuple[int, Path]], need: bool,
+    progress, cancel,
 ) -> OSVOSNet | None:
     if not need:
         return None
@@ -213,11 +224,20 @@ def _model_for(
         process_size=p["process_size"], device=p["device"], precision=p["precision"],
     )
     model = finetune(parent, keyframes, cfg, progress=progress, cancel=cancel)
+    if pseudo_frames:
+        rgbs = [read_plate(path, frame=f, colorspace=p["input_colorspace"], max_size=p["process_size"] or None).rgb
+                for f, path in pseudo_frames]
+        model = self_train(model, keyframes, rgbs, SelfTrainConfig(
+            iterations=p["self_train_iterations"], seed=p["seed"], process_size=p["process_size"],
+            device=p["device"], precision=p["precision"], flip_average=p["flip_average"],
+        ), progress=progress, cancel=cancel)
     if job.save_model is not None:
         save_checkpoint(model, job.save_model, provenance={
             "kind": "fine-tuned", "parent": str(parent_path), "source": job.source,
             "keyframes": [[str(k.mask), k.frame] for k in job.keyframes],
             "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
+            "self_train_iterations": p["self_train_iterations"] if pseudo_frames else 0,
+            "self_train_frames": [f for f, _ in pseudo_frames],
         })
         log.info("fine-tuned model saved to %s", job.save_model)
     return model

@@ -99,7 +99,7 @@ def lr_factor(step: int, total: int, schedule: str) -> float:
 
 def run_training(
     model: OSVOSNet,
-    sample: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    sample: Callable[[int], tuple[torch.Tensor, ...]],
     steps: int,
     cfg: OptimConfig,
     device: torch.device,
@@ -112,7 +112,8 @@ def run_training(
     cancel: CancelFlag = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> torch.optim.Optimizer:
-    """Run steps ``start_step`` .. ``steps - 1``; ``sample(step)`` gives an (image, mask) batch on ``device``.
+    """Run steps ``start_step`` .. ``steps - 1``; ``sample(step)`` gives an (image, mask) batch on ``device``,
+    or (image, mask, weight), where pixels of weight 0 are left out of the loss.
 
     Returns the optimiser, so a caller can checkpoint and resume. Raises ``Cancelled`` between steps.
     """
@@ -129,11 +130,11 @@ def run_training(
             raise Cancelled(f"{stage} cancelled at step {step} of {steps}")
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = lr * lr_factor(step, steps, cfg.schedule)
-        image, mask = sample(step)
+        image, mask, *weight = sample(step)
         side_w = cfg.side_weight * (1.0 - step / steps if cfg.schedule == "cosine" else 1.0)
         with autocast(device, dtype):
             fused, sides = model.forward_with_sides(image)
-        loss = deep_supervision_loss(fused, sides, mask, side_w)
+        loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."

@@ -3,6 +3,7 @@
 import json
 import shutil
 import threading
+from dataclasses import replace
 
 import numpy as np
 import OpenImageIO as oiio
@@ -175,3 +176,25 @@ def test_resume_decodes_only_the_frames_it_renders(shot, tiny_parent, capsys):
     assert render_main(_args(shot, tiny_parent)) == 3
     err = capsys.readouterr().err
     assert "1003" in err and "truncated" in err
+
+
+def test_self_training_frames_are_recorded_and_checked_on_resume(shot, tiny_parent):
+    """Self-training learns from frames spread over the whole range, resumed or not: they are listed in the
+    saved model, and a resumed render checks their pixels even when their mattes already exist."""
+    from osvos_plugin.io import PlateError
+    from osvos_plugin.weights import load_checkpoint
+
+    params = {"iterations": 2, "process_size": 64, "device": "cpu", "self_train_frames": 2,
+              "self_train_iterations": 2}
+    job = RenderJob(str(shot / "plate" / "bear.####.jpg"), str(shot / "out" / "m.####.exr"),
+                    [Keyframe(shot / "roto.png", 1001)], params=params, parent=tiny_parent,
+                    save_model=shot / "ft.safetensors")
+    render(job)
+    _, info = load_checkpoint(shot / "ft.safetensors")
+    assert info.provenance["self_train_frames"] == [1004, 1005] and info.provenance["self_train_iterations"] == 2
+    (shot / "out" / "m.1002.exr").unlink()
+    (shot / "plate" / "bear.1005.jpg").write_bytes((shot / "plate" / "bear.1005.jpg").read_bytes()[:2000])
+    with pytest.raises(PlateError, match="1005"):
+        render(job)
+    render(replace(job, params={**params, "self_train_iterations": 0}))  # without self-training, 1005 is not read
+    assert (shot / "out" / "m.1002.exr").exists()

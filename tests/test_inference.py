@@ -84,3 +84,19 @@ def test_bf16_segmenter_leaves_the_callers_model_in_float32(tiny_parent):
     seg = Segmenter(model, InferenceConfig(process_size=32, device="cpu", precision="bf16"))
     assert next(seg.model.parameters()).dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_flip_average_is_the_mean_of_the_frame_and_its_mirror(demo_pair, segmenter_factory):
+    """Flip averaging: the mirrored frame's probability, flipped back, averaged with the frame's own."""
+    frames = [demo_pair(f, long_side=64)[0] for f in (1001, 1002)]  # processed at its own size: no resampling
+    plain = segmenter_factory(soft=True)
+    averaged = segmenter_factory(soft=True, flip_average=True).probabilities(frames)
+    for rgb, got in zip(frames, averaged, strict=True):
+        own = plain.probabilities([rgb])[0]
+        mirrored = plain.probabilities([np.ascontiguousarray(rgb[:, ::-1])])[0][:, ::-1]
+        assert np.allclose(got, 0.5 * (own + mirrored), atol=1e-4)
+        assert np.abs(own - mirrored).max() > 1e-3  # the network is not mirror-symmetric: averaging changes it
+    # a mirror-symmetric frame gives a mirror-symmetric matte
+    sym = np.concatenate([frames[0][:, :32], frames[0][:, :32][:, ::-1]], axis=1)
+    out = segmenter_factory(soft=True, flip_average=True).probabilities([sym])[0]
+    assert np.allclose(out, out[:, ::-1], atol=1e-5)

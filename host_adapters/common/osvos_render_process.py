@@ -42,11 +42,11 @@ EXIT_MEANINGS = {
     130: "interrupted (run again to resume; frames already written are kept)",
 }
 EXIT_INTERRUPTED = 130
-STAGE_LABELS = {"check": "Checking plates", "finetune": "Fine-tuning", "infer": "Inferring", "train": "Training"}
-# Where each stage ends on the progress bar: the plate check, then fine-tuning, then inference (the
-# rest). Guesses that only shape the bar.
-CHECK_SHARE = 0.05
-FINETUNE_SHARE = 0.5
+STAGE_LABELS = {"check": "Checking plates", "finetune": "Fine-tuning", "selftrain": "Self-training",
+                "infer": "Inferring", "train": "Training"}
+# The stages of a render in order, with the share of the progress bar each takes. Guesses that only
+# shape the bar; a stage that does not run (self-training turned off) is simply skipped over.
+STAGE_SHARES = {"check": 0.05, "finetune": 0.4, "selftrain": 0.1, "infer": 0.45}
 CANCEL_GRACE_S = 20.0  # after a clean-stop request, how long before the process is terminated
 
 
@@ -255,12 +255,13 @@ class Progress:
     def overall(self) -> float:
         """Fraction of the whole render, fine-tuning then inference, in [0, 1]."""
         f = min(1.0, max(0.0, self.fraction))
-        if self.stage == "check":  # the up-front plate check: a small slice before fine-tuning
-            return CHECK_SHARE * f
-        if self.stage == "finetune":
-            return CHECK_SHARE + (FINETUNE_SHARE - CHECK_SHARE) * f
-        if self.stage == "infer":
-            return FINETUNE_SHARE + (1.0 - FINETUNE_SHARE) * f
+        if self.stage not in STAGE_SHARES:
+            return f
+        start = 0.0
+        for stage, share in STAGE_SHARES.items():
+            if stage == self.stage:
+                return start + share * f
+            start += share
         return f
 
     def message(self) -> str:

@@ -33,8 +33,8 @@ class ProgressPrinter:
 
             bar = self._bars.get(p.stage)
             if bar is None:
-                labels = {"check": "checking plates", "finetune": "fine-tuning", "infer": "inferring",
-                          "train": "training"}
+                labels = {"check": "checking plates", "finetune": "fine-tuning", "selftrain": "self-training",
+                          "infer": "inferring", "train": "training"}
                 unit = "frame" if p.stage in ("check", "infer") else "it"
                 bar = self._bars[p.stage] = tqdm(total=p.total, desc=labels.get(p.stage, p.stage), unit=unit,
                                                  file=self.stream)

@@ -163,18 +163,23 @@ def test_progress_lines_of_the_engine_are_parsed():
         printer(EngineProgress("finetune", 100, 400, 0.3125, 42.0))
         printer(EngineProgress("infer", 3, 12, None, 1.5))
         printer(EngineProgress("check", 50, 200, None, 2.0))
+        printer(EngineProgress("selftrain", 50, 100, 0.2, 20.0))
     lines = out.getvalue().splitlines()
     parsed = [rp.parse_progress(line) for line in lines]
     assert parsed[0].stage == "finetune" and (parsed[0].done, parsed[0].total) == (100, 400)
     assert parsed[0].fraction == pytest.approx(0.25) and parsed[0].loss == pytest.approx(0.3125)
-    assert parsed[0].overall == pytest.approx(rp.CHECK_SHARE + (rp.FINETUNE_SHARE - rp.CHECK_SHARE) * 0.25)
+    shares = rp.STAGE_SHARES
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert parsed[0].overall == pytest.approx(shares["check"] + shares["finetune"] * 0.25)
     eta = json.loads(lines[0])["eta_s"]
     assert eta > 0 and parsed[0].eta_s == pytest.approx(eta)
     assert re.fullmatch(r"Fine-tuning 100/400, loss 0\.3125, \d+ min \d\d s left", parsed[0].message())
-    assert parsed[1].overall == pytest.approx(0.5 + 0.5 * 0.25) and parsed[1].loss is None
+    assert parsed[1].overall == pytest.approx(1 - shares["infer"] * 0.75) and parsed[1].loss is None
     assert re.fullmatch(r"Inferring 3/12 frames, \d s left", parsed[1].message())
-    assert parsed[2].overall == pytest.approx(rp.CHECK_SHARE * 0.25) and parsed[2].overall < parsed[0].overall
+    assert parsed[2].overall == pytest.approx(shares["check"] * 0.25) and parsed[2].overall < parsed[0].overall
     assert re.fullmatch(r"Checking plates 50/200 frames, \d s left", parsed[2].message())
+    assert parsed[0].overall < parsed[3].overall < parsed[1].overall  # fine-tuning, self-training, inference
+    assert re.fullmatch(r"Self-training 50/100, loss 0\.2000, \d+ s left", parsed[3].message())
     for junk in ("", "osvos-render: 4 frames written", "{", '{"done": 1}', "[1, 2]", '{"stage": "x", "done": "a"}'):
         assert rp.parse_progress(junk) is None
 
