@@ -1,8 +1,9 @@
 """Quality against fine-tuning budget: one-shot OSVOS on DAVIS-layout sequences, scored with J and F.
 
-For each budget (iterations) and sequence: fine-tune the parent on frame 0's ground truth, segment
-every frame, and score with the DAVIS metrics (first and last frames excluded). Prints Markdown tables
-(per budget, and per sequence) and writes JSON. Budget 0 is the parent alone.
+For each budget (iterations) and sequence: fine-tune the parent on frame 0's ground truth, self-train
+(as a render does, unless ``--self-train-iterations 0``), segment every frame, and score with the DAVIS
+metrics (first and last frames excluded). Prints Markdown tables (per budget, and per sequence) and
+writes JSON. Budget 0 is the parent alone. Inference follows plugin.json (flip averaging).
 
     .venv/bin/python benchmarks/bench_quality.py --parent models/osvos-parent.safetensors \
         --budgets 0,50,100,200,500,1000 --json quality.json
@@ -29,6 +30,7 @@ from osvos_plugin.inference import InferenceConfig, Segmenter
 from osvos_plugin.manifest import load_manifest
 from osvos_plugin.models import load_parent
 from osvos_plugin.parent import HELD_OUT
+from osvos_plugin.selftrain import SelfTrainConfig, pick_frames, self_train
 
 
 def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[int, tuple[object, float]]:
@@ -61,10 +63,11 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
 
 
 def run(parent_path, root, sequences, budgets, process_size, device, schedule, save_dir=None,
-        flip_average: bool | None = None) -> list[dict]:
+        flip_average: bool | None = None, self_train_iterations: int | None = None) -> list[dict]:
     parent = load_parent(parent_path)
     defaults = load_manifest().defaults()
     flip = defaults["flip_average"] if flip_average is None else flip_average
+    st_iterations = defaults["self_train_iterations"] if self_train_iterations is None else self_train_iterations
     rows = []
     for name in sequences:
         seq = load_sequence(root, name)
@@ -75,6 +78,14 @@ def run(parent_path, root, sequences, budgets, process_size, device, schedule, s
         models = _finetune_budgets(parent, (rgb0, mask0), budgets, cfg)
         for budget in budgets:
             model, t_ft = models.pop(budget)
+            t_st = 0.0
+            if budget > 0 and st_iterations > 0:  # as a render: self-training after fine-tuning
+                t = time.perf_counter()
+                picks = pick_frames(defaults["self_train_frames"], len(seq.frames), exclude=[0])
+                model = self_train(model, [(rgb0, mask0)], [seq.frames[i].astype(np.float32) / 255 for i in picks],
+                                   SelfTrainConfig(iterations=st_iterations, process_size=process_size, device=device,
+                                                   flip_average=flip))
+                t_st = time.perf_counter() - t
             seg = Segmenter(model, InferenceConfig(process_size=process_size, device=device,
                                                    batch_size=defaults["batch_size"], flip_average=flip))
             t = time.perf_counter()
@@ -91,7 +102,8 @@ def run(parent_path, root, sequences, budgets, process_size, device, schedule, s
                     cv2.imwrite(str(out / f"{i:05d}.png"), (p > 0.5).astype(np.uint8) * 255)
             rows.append({"budget": budget, "sequence": name, "J": res.J.mean, "F": res.F.mean,
                          "J_recall": res.J.recall, "J_decay": res.J.decay,
-                         "finetune_s": t_ft, "infer_s_per_frame": t_inf / len(preds), "frames": len(preds)})
+                         "finetune_s": t_ft + t_st, "selftrain_s": t_st, "infer_s_per_frame": t_inf / len(preds),
+                         "frames": len(preds)})
             r = rows[-1]
             logging.info("%5d it  %-18s J %.3f F %.3f  fine-tune %.0f s, %.3f s/frame", budget, name, r["J"], r["F"],
                          t_ft, r["infer_s_per_frame"])
@@ -110,14 +122,17 @@ def main() -> None:
                     help="constant: one run per sequence, snapshotted at each budget")
     ap.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
                     help="Flip averaging at inference (default: plugin.json's)")
+    ap.add_argument("--self-train-iterations", type=int, default=None,
+                    help="Self-training after fine-tuning (default: plugin.json's; 0: off)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budgets = [int(b) for b in args.budgets.split(",")]
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets,
-               args.process_size, args.device, args.schedule, args.save_predictions, args.flip_average)
-    print("\n| iterations | J mean | F mean | J&F | fine-tune per shot (s) | inference per frame (s) |")
+               args.process_size, args.device, args.schedule, args.save_predictions, args.flip_average,
+               args.self_train_iterations)
+    print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
         rs = [r for r in rows if r["budget"] == b]
@@ -130,8 +145,11 @@ def main() -> None:
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
+        defaults = load_manifest().defaults()
         meta = {"process_size": args.process_size, "schedule": args.schedule,
-                "flip_average": load_manifest().defaults()["flip_average"] if args.flip_average is None
+                "self_train_iterations": defaults["self_train_iterations"] if args.self_train_iterations is None
+                else args.self_train_iterations,
+                "flip_average": defaults["flip_average"] if args.flip_average is None
                 else args.flip_average}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 

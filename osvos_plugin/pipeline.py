@@ -142,13 +142,9 @@ def render(
         if need_model and job.load_model is None else set()
     )
     to_render = [frames[i] for i in todo]
-    # Frames whose pseudo-labels self-training learns from: picked from the whole range, not from what is
-    # left to render, so that a resumed render trains the same model.
-    pseudo_frames = [] if not keyframe_numbers or p["self_train_iterations"] <= 0 else [
-        frames[i] for i in pick_frames(
-            p["self_train_frames"], len(frames), exclude=[i for i, (f, _) in enumerate(frames) if f in keyframe_numbers]
-        )
-    ]
+    pseudo_frames = _self_train_frames(job, p, frames, keyframe_numbers)
+    in_range = {f for f, _ in frames}
+    to_check = frames + [fp for fp in pseudo_frames if fp[0] not in in_range]  # the range first: indices hold
 
     # Every frame's header is checked, and the pixels of every frame that will be read (NaN/Inf,
     # truncation), before fine-tuning starts. The check decodes those frames anyway, so it hands them,
@@ -164,7 +160,7 @@ def render(
 
         try:
             infos = validate_plates(
-                frames, pixel_frames={f for f, _ in to_render + pseudo_frames} | keyframe_numbers,
+                to_check, pixel_frames={f for f, _ in to_render + pseudo_frames} | keyframe_numbers,
                 prepare=prepared.add,
                 on_checked=checked, should_stop=lambda: is_cancelled(cancel),
             )
@@ -204,6 +200,24 @@ def render(
         infer_s = time.monotonic() - t_inf
     return RenderSummary(len(frames), len(written), len(frames) - len(todo), finetune_s, infer_s,
                          time.monotonic() - t0, written)
+
+
+def _self_train_frames(
+    job: RenderJob, p: dict, frames: list[tuple[int, Path]], keyframe_numbers: set[int]
+) -> list[tuple[int, Path]]:
+    """The frames whose pseudo-labels self-training learns from: spread over the whole shot on disk,
+    whatever the frame range, so that every render of a shot (a range, a farm's fine-tune-once step, a
+    resume) trains the same model."""
+    if not keyframe_numbers or p["self_train_iterations"] <= 0:
+        return []
+    shot = frames
+    if p["frames"]:
+        try:
+            shot = resolve_sequence(job.source)
+        except PlateError:  # a single file, or no frames on disk beyond the range: the range is the shot
+            shot = frames
+    painted = [i for i, (f, _) in enumerate(shot) if f in keyframe_numbers]
+    return [shot[i] for i in pick_frames(p["self_train_frames"], len(shot), exclude=painted)]
 
 
 def _model_for(

@@ -179,8 +179,8 @@ def test_resume_decodes_only_the_frames_it_renders(shot, tiny_parent, capsys):
 
 
 def test_self_training_frames_are_recorded_and_checked_on_resume(shot, tiny_parent):
-    """Self-training learns from frames spread over the whole range, resumed or not: they are listed in the
-    saved model, and a resumed render checks their pixels even when their mattes already exist."""
+    """Self-training learns from frames spread over the whole shot, whatever the range, resumed or not: they
+    are listed in the saved model, and a resumed render checks their pixels even when their mattes exist."""
     from osvos_plugin.io import PlateError
     from osvos_plugin.weights import load_checkpoint
 
@@ -192,6 +192,11 @@ def test_self_training_frames_are_recorded_and_checked_on_resume(shot, tiny_pare
     render(job)
     _, info = load_checkpoint(shot / "ft.safetensors")
     assert info.provenance["self_train_frames"] == [1004, 1005] and info.provenance["self_train_iterations"] == 2
+    # a farm's fine-tune-once step renders one frame, and still learns from the whole shot
+    once = replace(job, output=str(shot / "once" / "m.####.exr"), params={**params, "frames": "1001"},
+                   save_model=shot / "once.safetensors")
+    render(once)
+    assert load_checkpoint(shot / "once.safetensors")[1].provenance["self_train_frames"] == [1004, 1005]
     (shot / "out" / "m.1002.exr").unlink()
     (shot / "plate" / "bear.1005.jpg").write_bytes((shot / "plate" / "bear.1005.jpg").read_bytes()[:2000])
     with pytest.raises(PlateError, match="1005"):
