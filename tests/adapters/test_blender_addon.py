@@ -165,7 +165,7 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     assert run["output_linked_from"] == ["OSVOS Set Alpha"]
     mattes = {n: _read(matte_dir / f"bear_matte.{n}.exr") for n in (1002, 1004)}
     assert all(ch == ("A",) for ch, _ in mattes.values())
-    assert np.abs(mattes[1002][1] - mattes[1004][1]).max() > 0.05, "frames too alike to check the mapping"
+    assert np.abs(mattes[1002][1] - mattes[1004][1]).max() > 0.02, "frames too alike to check the mapping"
     for scene_frame, plate_frame in ((CLIP_START + 1, 1002), (CLIP_START + 3, 1004)):
         channels, comp = _read(run["renders"][str(scene_frame)])
         matte = mattes[plate_frame][1][..., 0]
@@ -176,7 +176,7 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
         assert np.corrcoef(comp[..., :3].sum(-1).ravel(), (plate.sum(-1) * matte).ravel())[0, 1] > 0.9
     other = mattes[1004][1][..., 0]
     _, comp12 = _read(run["renders"][str(CLIP_START + 1)])
-    assert np.abs(comp12[..., 3] - other).max() > 0.05
+    assert np.abs(comp12[..., 3] - other).max() > 0.02  # 10x the tolerance of the right frame above
 
     # Rendering again keeps the frames (resume) and reuses the nodes; disabling unregisters everything.
     assert run["nodes_after_rerun"] == run["nodes"]
