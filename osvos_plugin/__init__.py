@@ -8,8 +8,9 @@ The small API that the CLI and host adapters use::
 and, for code that holds frames in memory::
 
     from osvos_plugin import load_parent, finetune, FinetuneConfig, Segmenter, InferenceConfig
-    model = finetune(load_parent(), [(rgb, mask)], FinetuneConfig(iterations=400))
-    matte = Segmenter(model, InferenceConfig(soft=True)).predict(rgb)
+    model = finetune(load_parent(), [(rgb, mask)], FinetuneConfig())
+    model = self_train(model, [(rgb, mask)], later_frames)  # optional: learn from the shot's own frames
+    matte = Segmenter(model, InferenceConfig(soft=True, flip_average=True)).predict(rgb)
 """
 
 from .finetune import FinetuneConfig, finetune
@@ -18,6 +19,7 @@ from .manifest import load_manifest
 from .models import default_parent_path, load_parent
 from .network import HEDContourNet, OSVOSNet
 from .pipeline import Keyframe, RenderJob, RenderSummary, render
+from .selftrain import SelfTrainConfig, self_train
 from .training import Cancelled, Progress
 from .weights import WeightsError, load_checkpoint, save_checkpoint
 
@@ -34,6 +36,7 @@ __all__ = [
     "RenderJob",
     "RenderSummary",
     "Segmenter",
+    "SelfTrainConfig",
     "WeightsError",
     "default_parent_path",
     "finetune",
@@ -42,4 +45,5 @@ __all__ = [
     "load_parent",
     "render",
     "save_checkpoint",
+    "self_train",
 ]

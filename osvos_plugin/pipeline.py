@@ -150,7 +150,8 @@ def render(
     # truncation), before fine-tuning starts. The check decodes those frames anyway, so it hands them,
     # shrunk and colour-converted, to ``prepared``, and inference does not decode the shot a second time.
     with PreparedPlates(
-        [f for f, _ in to_render], colorspace=p["input_colorspace"], max_size=p["process_size"] or None
+        [f for f, _ in to_render + pseudo_frames], colorspace=p["input_colorspace"],
+        max_size=p["process_size"] or None,
     ) as prepared:
         t_check = time.monotonic()
 
@@ -169,7 +170,10 @@ def render(
         log.info("%d frames in range, %d to render (%d decoded ahead)", len(frames), len(todo), len(prepared))
 
         t_ft = time.monotonic()
-        model = _model_for(job, p, frames, pseudo_frames, need=need_model, progress=progress, cancel=cancel)
+        # self-training reads its frames from ``prepared`` too; those still to render stay there for inference
+        rendered = {f for f, _ in to_render}
+        pseudo = [(f, prepared.read(path, f, keep=f in rendered).rgb) for f, path in pseudo_frames]
+        model = _model_for(job, p, frames, pseudo, need=need_model, progress=progress, cancel=cancel)
         finetune_s = time.monotonic() - t_ft
         written: list[Path] = []
         t_inf = time.monotonic()
@@ -221,7 +225,7 @@ def _self_train_frames(
 
 
 def _model_for(
-    job: RenderJob, p: dict, frames: list[tuple[int, Path]], pseudo_frames: list[tuple[int, Path]], need: bool,
+    job: RenderJob, p: dict, frames: list[tuple[int, Path]], pseudo: list[tuple[int, np.ndarray]], need: bool,
     progress, cancel,
 ) -> OSVOSNet | None:
     if not need:
@@ -238,10 +242,8 @@ def _model_for(
         process_size=p["process_size"], device=p["device"], precision=p["precision"],
     )
     model = finetune(parent, keyframes, cfg, progress=progress, cancel=cancel)
-    if pseudo_frames:
-        rgbs = [read_plate(path, frame=f, colorspace=p["input_colorspace"], max_size=p["process_size"] or None).rgb
-                for f, path in pseudo_frames]
-        model = self_train(model, keyframes, rgbs, SelfTrainConfig(
+    if pseudo:  # (frame, rgb at the processing size) for self-training
+        model = self_train(model, keyframes, [rgb for _, rgb in pseudo], SelfTrainConfig(
             iterations=p["self_train_iterations"], seed=p["seed"], process_size=p["process_size"],
             device=p["device"], precision=p["precision"], flip_average=p["flip_average"],
         ), progress=progress, cancel=cancel)
@@ -250,8 +252,8 @@ def _model_for(
             "kind": "fine-tuned", "parent": str(parent_path), "source": job.source,
             "keyframes": [[str(k.mask), k.frame] for k in job.keyframes],
             "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
-            "self_train_iterations": p["self_train_iterations"] if pseudo_frames else 0,
-            "self_train_frames": [f for f, _ in pseudo_frames],
+            "self_train_iterations": p["self_train_iterations"] if pseudo else 0,
+            "self_train_frames": [f for f, _ in pseudo],
         })
         log.info("fine-tuned model saved to %s", job.save_model)
     return model

@@ -39,6 +39,7 @@ class SelfTrainConfig:
     confident_fg: float = 0.9  # probability above which a pixel is taken as the object
     confident_bg: float = 0.1  # and below which as background; pixels in between are ignored
     erode: float = 0.006  # both confident regions shrink by this share of the long side (3 px at 480)
+    max_unsure: float = 0.25  # a frame with more of its pixels unsure is one the network does not know: skipped
     painted_share: float = 0.5  # share of steps that sample the painted frame(s)
     seed: int = 0
     process_size: int = 480
@@ -62,10 +63,13 @@ def pick_frames(count: int, n: int, exclude: Sequence[int] = ()) -> list[int]:
 
 
 def pseudo_label(prob: np.ndarray, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.ndarray] | None:
-    """(target, weight) float32 from a probability map, or None when the network is sure of no object.
+    """(target, weight) float32 from a probability map, or None when the frame cannot teach anything.
 
     Target 1 where the network is sure of the object, 0 elsewhere; weight 1 where it is sure either way
-    (after erosion), 0 where the pixel must not teach anything.
+    (after erosion), 0 where the pixel must not teach anything. None when it is sure of no object, or
+    unsure of more than ``max_unsure`` of the frame: there a confident region is as likely to be a
+    mistake (something else that looks like the object) as the object, and learning from it would
+    teach the mistake to every frame.
     """
     if not np.isfinite(prob).all():
         raise ValueError("pseudo-label: the probability map holds NaN or Inf")
@@ -74,9 +78,10 @@ def pseudo_label(prob: np.ndarray, cfg: SelfTrainConfig) -> tuple[np.ndarray, np
     radius = max(1, round(cfg.erode * max(prob.shape)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     fg, bg = cv2.erode(fg, kernel), cv2.erode(bg, kernel)
-    if fg.sum() < 16:
+    weight = (fg | bg).astype(np.float32)
+    if fg.sum() < 16 or 1.0 - weight.mean() > cfg.max_unsure:
         return None
-    return fg.astype(np.float32), (fg | bg).astype(np.float32)
+    return fg.astype(np.float32), weight
 
 
 class _Mixed:

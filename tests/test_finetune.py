@@ -23,7 +23,7 @@ def test_finetune_learns_the_painted_object(demo_pair, tiny_parent):
     rgb, mask = demo_pair(1001, long_side=128)
     seg0 = Segmenter(parent, InferenceConfig(process_size=0, device="cpu", precision="fp32"))
     before = _iou(seg0.predict(rgb), mask)
-    model = finetune(parent, [(rgb, mask)], FinetuneConfig(iterations=40, **SMALL))
+    model = finetune(parent, [(rgb, mask)], FinetuneConfig(iterations=60, **SMALL))
     seg = Segmenter(model, InferenceConfig(process_size=0, device="cpu", precision="fp32"))
     after = _iou(seg.predict(rgb), mask)
     later_rgb, later_mask = demo_pair(1010, long_side=128)

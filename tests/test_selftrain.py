@@ -15,7 +15,7 @@ def test_pseudo_label_keeps_only_sure_pixels_eroded():
     prob = np.full((100, 100), 0.02, np.float32)  # sure background
     prob[20:80, 20:80] = 0.5  # unsure band
     prob[30:70, 30:70] = 0.97  # sure object
-    target, weight = pseudo_label(prob, SelfTrainConfig(erode=0.03))  # radius 3 px at 100 px
+    target, weight = pseudo_label(prob, SelfTrainConfig(erode=0.03, max_unsure=0.5))  # radius 3 px at 100 px
     assert target.dtype == weight.dtype == np.float32
     assert target[33:67, 33:67].all() and target.sum() == pytest.approx(34 * 34, rel=0.05)  # object shrunk by 3
     assert not target[30:70, 30].any() and not target[:30].any()
@@ -27,6 +27,13 @@ def test_pseudo_label_keeps_only_sure_pixels_eroded():
 
 def test_pseudo_label_without_a_sure_object_or_with_nan():
     assert pseudo_label(np.full((50, 50), 0.6, np.float32), SelfTrainConfig()) is None
+    # a sure object, but the network is unsure of 40% of the frame: a frame it does not know teaches nothing
+    prob = np.full((100, 100), 0.02, np.float32)
+    prob[:, :40] = 0.5
+    prob[40:60, 60:80] = 0.95
+    assert pseudo_label(prob, SelfTrainConfig()) is None
+    target, weight = pseudo_label(prob, SelfTrainConfig(max_unsure=0.5))
+    assert target.sum() > 0 and 0.5 < weight.mean() < 0.6
     bad = np.zeros((50, 50), np.float32)
     bad[3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):

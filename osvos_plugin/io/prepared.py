@@ -143,10 +143,14 @@ class PreparedPlates:
             self._kept[info.frame] = plate.info
         return True
 
-    def read(self, path: str | os.PathLike, frame: int | None = None, **_: object) -> Plate:
-        """The kept frame (its file is deleted once read), else ``read_plate`` of ``path``."""
+    def read(self, path: str | os.PathLike, frame: int | None = None, *, keep: bool = False, **_: object) -> Plate:
+        """The kept frame (its file is deleted once read, unless ``keep``: it will be read again), else
+        ``read_plate`` of ``path``."""
         with self._lock:
-            info = self._kept.pop(frame, None) if frame is not None else None
+            if frame is None:
+                info = None
+            else:
+                info = self._kept.get(frame) if keep else self._kept.pop(frame, None)
         if info is None:
             return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size)
         file = self._file(frame)
@@ -156,7 +160,8 @@ class PreparedPlates:
             log.warning("prepared frame %s lost (%s): reading %s again", frame, exc, path)
             return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size)
         finally:
-            file.unlink(missing_ok=True)
+            if not keep:
+                file.unlink(missing_ok=True)
         return Plate(info, rgb)
 
     def close(self) -> None:

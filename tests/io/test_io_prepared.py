@@ -49,6 +49,22 @@ def test_inference_reads_no_kept_frame_from_its_file(tmp_path: Path, img, monkey
     assert decoded == [frames[3][1], frames[4][1]]  # frames 4 and 5 were not kept: read again
 
 
+def test_a_frame_read_with_keep_stays_for_the_next_read(tmp_path: Path, img, monkeypatch) -> None:
+    """Self-training reads a frame that inference reads later: neither decodes it again."""
+    frames = scene(img, tmp_path)
+    decoded: list[Path] = []
+    raw = plates_module._read_raw
+    with PreparedPlates(max_size=48) as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        monkeypatch.setattr(plates_module, "_read_raw", lambda p, f: (decoded.append(p), raw(p, f))[1])
+        frame, path = frames[2]
+        first = prepared.read(path, frame=frame, keep=True).rgb
+        assert frame in prepared and len(list(prepared.directory.iterdir())) == len(frames)
+        np.testing.assert_array_equal(prepared.read(path, frame=frame).rgb, first)
+        assert frame not in prepared and len(list(prepared.directory.iterdir())) == len(frames) - 1
+    assert decoded == []
+
+
 def test_budget_spent_falls_back_to_the_plates(tmp_path: Path, img) -> None:
     frames = scene(img, tmp_path)
     one_frame = 48 * 32 * 3 * 4 + 128
