@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SelfTrainConfig:
-    """Self-training settings; the defaults add about 40 s to a 480p shot on a 2-core CPU."""
+    """Self-training settings; 100 iterations add about 40 s to a 480p shot on a 2-core CPU. A render runs it
+    only when asked (plugin.json's ``self_train_iterations``, 0 by default: see models/README.md)."""
 
     iterations: int = 100
     frames: int = 6  # frames pseudo-labelled, spread evenly over the shot
