@@ -31,7 +31,7 @@ class InferenceConfig:
     batch_size: int = 2
     soft: bool = False  # probability matte instead of a hard 0/1 one
     threshold: float = 0.5
-    flip_average: bool = False  # also segment each frame mirrored and average the two probabilities
+    flip_average: bool = False  # also segment each frame mirrored and average (on in plugin.json's defaults)
     device: str = "auto"
     precision: str = "auto"
 

@@ -35,7 +35,6 @@ class SelfTrainConfig:
     only when asked (plugin.json's ``self_train_iterations``, 0 by default: see models/README.md)."""
 
     iterations: int = 100
-    frames: int = 6  # frames pseudo-labelled, spread evenly over the shot
     learning_rate: float = 5e-5
     confident_fg: float = 0.9  # probability above which a pixel is taken as the object
     confident_bg: float = 0.1  # and below which as background; pixels in between are ignored
@@ -53,7 +52,8 @@ class SelfTrainConfig:
 
 def pick_frames(count: int, n: int, exclude: Sequence[int] = ()) -> list[int]:
     """``count`` indices spread evenly over ``range(n)``, from the far end back, skipping ``exclude``."""
-    candidates = [i for i in range(n) if i not in set(exclude)]
+    skip = set(exclude)
+    candidates = [i for i in range(n) if i not in skip]
     if count <= 0 or not candidates:
         return []
     if count >= len(candidates):
@@ -112,8 +112,8 @@ def self_train(
     """A copy of the fine-tuned ``model``, trained further on pseudo-labels of ``frames`` (RGB in [0, 1],
     from the same shot; see ``pick_frames``) and on the painted ``keyframes``. ``model`` is left as is.
 
-    Frames where the network is sure of no object teach nothing and are dropped; with none left, the
-    model comes back unchanged (a copy).
+    Frames that cannot teach anything (see ``pseudo_label``) are dropped; with none left, the model comes
+    back unchanged (a copy), and a log line says so.
     """
     cfg = config or SelfTrainConfig()
     device = resolve_device(cfg.device)
