@@ -150,8 +150,10 @@ def test_mask_frame_parameter_places_the_keyframe_without_changing_the_job(shot,
         render(bad)
 
 
-def test_each_plate_is_decoded_once(shot, tiny_parent, monkeypatch):
-    """The up-front pixel check hands its decoded frames to inference: no plate is decoded twice."""
+@pytest.mark.parametrize("extra", [[], ["--self-train-iterations", "2", "--self-train-frames", "2"]])
+def test_each_plate_is_decoded_once(shot, tiny_parent, monkeypatch, extra):
+    """The up-front pixel check hands its decoded frames to self-training and inference: no plate is
+    decoded twice, the frames self-training reads (1004, 1005) included."""
     from osvos_plugin.io import plates
 
     reads = []
@@ -161,8 +163,9 @@ def test_each_plate_is_decoded_once(shot, tiny_parent, monkeypatch):
     check = plates._check_frame
     monkeypatch.setattr(plates, "_check_frame", lambda f, p, pixels, prepare=None: (
         checks.append((f, pixels)), check(f, p, pixels, prepare))[1])
-    assert render_main(_args(shot, tiny_parent)) == 0
+    assert render_main(_args(shot, tiny_parent, *extra)) == 0
     assert sorted(checks) == [(f, True) for f in range(1001, 1006)]
+    assert len(list((shot / "out").glob("matte.*.exr"))) == 5
     assert reads == [1001]  # the painted frame, read at full size for fine-tuning; inference read none
 
 
