@@ -38,6 +38,7 @@ class ParentConfig:
     optimizer: str = "adam"
     freeze_stages: int = 1
     init: str = "hed"  # hed | torchvision
+    init_from: str | None = None  # an OSVOS checkpoint (e.g. a parent) to train on from, instead of ``init``
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -158,7 +159,12 @@ def train_parent(
                                 saved["optimizer"])
         log.info("resuming from step %d", start)
     else:
-        model = prepare_model(init_osvos(cfg.init), device)
+        if cfg.init_from:  # a new schedule on top of an existing network, e.g. to train a parent longer
+            model, _ = load_checkpoint(cfg.init_from, expect="osvos-vgg16")
+            log.info("starting from %s", cfg.init_from)
+        else:
+            model = init_osvos(cfg.init)
+        model = prepare_model(model, device)
         opt = None
     sampler = FrameSampler(seqs, cfg, device)
     for _ in range(start * cfg.batch_size):  # replay the sampler so a resumed run sees the same samples

@@ -9,7 +9,7 @@ from osvos_plugin.augment import AugmentConfig
 from osvos_plugin.cli.train_parent import main as train_main
 from osvos_plugin.parent import ParentConfig, train_parent
 from osvos_plugin.training import Cancelled
-from osvos_plugin.weights import load_checkpoint, read_checkpoint_info
+from osvos_plugin.weights import load_checkpoint, read_checkpoint_info, save_checkpoint
 
 DEMO = __import__("pathlib").Path(__file__).resolve().parents[1] / "osvos_plugin" / "demo" / "bear"
 
@@ -60,3 +60,24 @@ def test_cli_excludes_and_reports_bad_root(mini_davis, tmp_path, capsys):
     code = train_main(["--davis-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p"), "--iterations", "1"])
     assert code == 3
     assert "not a DAVIS root" in capsys.readouterr().err
+
+
+def test_init_from_starts_from_a_checkpoint_and_names_a_bad_one(mini_davis, tmp_path, tiny_parent, capsys):
+    start, _ = load_checkpoint(tiny_parent)
+    with torch.no_grad():  # unlike any fresh initialisation, whatever the seed
+        for p in start.parameters():
+            p.add_(0.01)
+    start_path = save_checkpoint(start, tmp_path / "start.safetensors")
+    # no steps: the result is the starting checkpoint itself, not a fresh HED initialisation
+    out = train_parent(mini_davis, tmp_path / "c", _cfg(iterations=0, init_from=str(start_path)))
+    a, _ = load_checkpoint(out)
+    pairs = zip(a.state_dict().values(), start.state_dict().values(), strict=True)
+    assert all(torch.equal(x, y) for x, y in pairs)
+    assert read_checkpoint_info(out).provenance["config"]["init_from"] == str(start_path)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    code = train_main(["--davis-root", str(mini_davis), "--out", str(tmp_path / "d"), "--iterations", "1",
+                       "--long-side", "48", "--init-from", str(bad), "--device", "cpu", "--progress", "none"])
+    assert code == 4
+    assert str(bad) in capsys.readouterr().err
+    assert not (tmp_path / "d" / "parent.safetensors").exists()

