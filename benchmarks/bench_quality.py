@@ -3,7 +3,7 @@
 For each budget (iterations) and sequence: fine-tune the parent on frame 0's ground truth, self-train
 (as a render does, unless ``--self-train-iterations 0``), segment every frame, and score with the DAVIS
 metrics (first and last frames excluded). Prints Markdown tables (per budget, and per sequence) and
-writes JSON. Budget 0 is the parent alone. Inference follows plugin.json (flip averaging).
+writes JSON. Budget 0 is the parent alone. Inference follows plugin.json (flip averaging, threshold).
 
     .venv/bin/python benchmarks/bench_quality.py --parent models/osvos-parent.safetensors \
         --budgets 0,50,100,200,500,1000 --json quality.json
@@ -63,11 +63,13 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
 
 
 def run(parent_path, root, sequences, budgets, process_size, device, schedule, save_dir=None,
-        flip_average: bool | None = None, self_train_iterations: int | None = None) -> list[dict]:
+        flip_average: bool | None = None, self_train_iterations: int | None = None,
+        threshold: float | None = None) -> list[dict]:
     parent = load_parent(parent_path)
     defaults = load_manifest().defaults()
     flip = defaults["flip_average"] if flip_average is None else flip_average
     st_iterations = defaults["self_train_iterations"] if self_train_iterations is None else self_train_iterations
+    threshold = defaults["threshold"] if threshold is None else threshold
     rows = []
     for name in sequences:
         seq = load_sequence(root, name)
@@ -87,12 +89,13 @@ def run(parent_path, root, sequences, budgets, process_size, device, schedule, s
                                                    flip_average=flip))
                 t_st = time.perf_counter() - t
             seg = Segmenter(model, InferenceConfig(process_size=process_size, device=device,
-                                                   batch_size=defaults["batch_size"], flip_average=flip))
+                                                   batch_size=defaults["batch_size"], flip_average=flip,
+                                                   threshold=threshold))
             t = time.perf_counter()
             frames = ((i, f.astype(np.float32) / 255) for i, f in enumerate(seq.frames))
             preds = [m for _, m in seg.stream(frames)]
             t_inf = time.perf_counter() - t
-            res = evaluate_sequence([m > 127 for m in seq.masks], [p > 0.5 for p in preds])
+            res = evaluate_sequence([m > 127 for m in seq.masks], [p > 0.5 for p in preds])  # hard 0/1 mattes
             if save_dir is not None:
                 import cv2
 
@@ -124,6 +127,8 @@ def main() -> None:
                     help="Flip averaging at inference (default: plugin.json's)")
     ap.add_argument("--self-train-iterations", type=int, default=None,
                     help="Self-training after fine-tuning (default: plugin.json's; 0: off)")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="Probability above which a pixel is object (default: plugin.json's)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
     args = ap.parse_args()
@@ -131,7 +136,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets,
                args.process_size, args.device, args.schedule, args.save_predictions, args.flip_average,
-               args.self_train_iterations)
+               args.self_train_iterations, args.threshold)
     print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
@@ -150,7 +155,8 @@ def main() -> None:
                 "self_train_iterations": defaults["self_train_iterations"] if args.self_train_iterations is None
                 else args.self_train_iterations,
                 "flip_average": defaults["flip_average"] if args.flip_average is None
-                else args.flip_average}
+                else args.flip_average,
+                "threshold": defaults["threshold"] if args.threshold is None else args.threshold}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 

@@ -3,8 +3,8 @@
 Nuke runs a TorchScript module with ONE input, an RGB tensor (1, 3, H, W) of floats, and ONE output of
 the same height and width. So everything the engine does around the network for a frame is folded into
 ``forward``: clean-up of the pixels, the resize to the processing size, the input normalisation (inside
-the network already), the resize back and the sigmoid. The output is the foreground probability
-(1, 1, H, W), the engine's soft matte.
+the network already), the resize back and the sigmoid. The output (1, 1, H, W) is the engine's soft
+matte: the probability re-centred on the threshold (``inference.recentre``), folded into the bias.
 
 Written for TorchScript's scripting (not tracing): a traced module is frozen to one resolution and
 Nuke crashes when fed another. Every tensor made inside ``forward`` follows the input's dtype and
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inference import InferenceConfig
 from .network import OSVOS_SIDE_STAGES, SIDE_CHANNELS, InputNorm, OSVOSNet
 
 log = logging.getLogger(__name__)
@@ -57,16 +59,19 @@ class _SideStage(nn.Module):
 
 
 class NukeMatteModel(nn.Module):
-    """RGB (1, 3, H, W) in [0, 1] -> foreground probability (1, 1, H, W), as the engine's soft matte.
+    """RGB (1, 3, H, W) in [0, 1] -> soft matte (1, 1, H, W), as the engine's.
 
     ``process_size``: long side at which the network runs (0: the input's own size), exactly like
-    ``InferenceConfig.process_size``.
+    ``InferenceConfig.process_size``. ``threshold``: the probability at which the matte is 0.5, like
+    ``InferenceConfig.threshold`` for a soft matte (0.5: the probability itself).
     """
 
-    def __init__(self, model: OSVOSNet, process_size: int) -> None:
+    def __init__(self, model: OSVOSNet, process_size: int, threshold: float = 0.5) -> None:
         super().__init__()
         if process_size < 0:
             raise ExportError(f"process_size must be 0 (native) or positive, got {process_size}")
+        if not 0.0 < threshold < 1.0:
+            raise ExportError(f"threshold must be strictly between 0 and 1 for a soft matte, got {threshold}")
         model = model.float().eval()
         self.process_size = int(process_size)
         self.norm = InputNorm(model.input_convention)
@@ -80,7 +85,9 @@ class NukeMatteModel(nn.Module):
                        weight[:, k * SIDE_CHANNELS:(k + 1) * SIDE_CHANNELS].clone())
             for k, i in enumerate(OSVOS_SIDE_STAGES)
         )
-        self.register_buffer("fuse_bias", model.fuse.bias.detach().clone().view(1, -1, 1, 1))
+        # sigmoid(logit - logit(threshold)) is the re-centred probability: the shift joins the fusion bias
+        shift = math.log(threshold / (1.0 - threshold))
+        self.register_buffer("fuse_bias", (model.fuse.bias.detach().clone() - shift).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.shape[2]
@@ -106,11 +113,11 @@ class NukeMatteModel(nn.Module):
         return torch.sigmoid(logits)
 
 
-def script_for_nuke(model: OSVOSNet, process_size: int) -> torch.jit.ScriptModule:
+def script_for_nuke(model: OSVOSNet, process_size: int, threshold: float = 0.5) -> torch.jit.ScriptModule:
     """The TorchScript module Nuke's CatFileCreator takes (scripted, so any input size works)."""
     if not isinstance(model, OSVOSNet):
         raise ExportError(f"only OSVOS networks can be exported, got {type(model).__name__}")
-    wrapper = NukeMatteModel(model.cpu(), process_size).eval()
+    wrapper = NukeMatteModel(model.cpu(), process_size, threshold).eval()
     with warnings.catch_warnings():
         # torch 2.x deprecates TorchScript in favour of torch.export, but TorchScript is what Nuke loads.
         warnings.simplefilter("ignore", FutureWarning)
@@ -119,16 +126,20 @@ def script_for_nuke(model: OSVOSNet, process_size: int) -> torch.jit.ScriptModul
 
 
 def export_torchscript(
-    model: OSVOSNet, path: str | os.PathLike, process_size: int, metadata: dict | None = None
+    model: OSVOSNet, path: str | os.PathLike, process_size: int, metadata: dict | None = None,
+    threshold: float = InferenceConfig.threshold,
 ) -> Path:
-    """Script ``model`` for Nuke and save it to ``path`` atomically, with its metadata inside."""
+    """Script ``model`` for Nuke and save it to ``path`` atomically, with its metadata inside; its output
+    is the engine's soft matte at ``threshold``."""
     path = Path(path)
-    scripted = script_for_nuke(model, process_size)
+    scripted = script_for_nuke(model, process_size, threshold)
     meta = {
         "format": "osvos-plugin/nuke-torchscript",
         "process_size": int(process_size),
         "input": "RGB (1, 3, H, W) float in [0, 1], display-referred sRGB",
-        "output": "foreground probability (1, 1, H, W)",
+        "output": "soft matte (1, 1, H, W): the foreground probability re-centred so that it is 0.5 at the "
+                  "threshold",
+        "threshold": float(threshold),
         "channels_in": NUKE_CHANNELS_IN,
         "channels_out": NUKE_CHANNELS_OUT,
         "torch_version": torch.__version__,

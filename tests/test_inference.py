@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.inference import InferenceConfig, Segmenter, recentre
 from osvos_plugin.training import Cancelled
 from osvos_plugin.weights import load_checkpoint
 
@@ -20,15 +20,33 @@ def segmenter_factory(tiny_parent):
     return make
 
 
-def test_matte_is_at_plate_size_soft_or_hard(demo_pair, segmenter_factory):
+@pytest.mark.parametrize("quantile", [None, 0.3, 0.8])
+def test_matte_is_at_plate_size_soft_or_hard(demo_pair, segmenter_factory, quantile):
     rgb, _ = demo_pair(1001, long_side=150)  # 150 x 84: processed at 64 x 36, resampled back
-    soft = segmenter_factory(soft=True).predict(rgb)
-    hard = segmenter_factory(soft=False, threshold=0.5).predict(rgb)
+    prob = segmenter_factory(soft=True, threshold=0.5).predict(rgb)  # at 0.5 the soft matte is the probability
+    threshold = 0.5 if quantile is None else float(np.quantile(prob, quantile))
+    soft = segmenter_factory(soft=True, threshold=threshold).predict(rgb)
+    hard = segmenter_factory(soft=False, threshold=threshold).predict(rgb)
     assert soft.shape == hard.shape == rgb.shape[:2] and soft.dtype == np.float32
     assert 0 <= soft.min() and soft.max() <= 1 and len(np.unique(soft)) > 10
     assert set(np.unique(hard)) <= {0.0, 1.0}
+    if quantile is not None:
+        assert hard.mean() == pytest.approx(1 - quantile, abs=0.02)
+    # the soft matte crosses 0.5 where the hard matte's edge is, whatever the threshold
     assert np.array_equal(hard, (soft > 0.5).astype(np.float32))
     assert np.array_equal(segmenter_factory(threshold=1.0).predict(rgb), np.zeros_like(soft))
+
+
+def test_recentre_moves_the_half_way_point_to_the_threshold():
+    prob = np.array([0.0, 0.1, 0.5, 0.6, 0.75, 0.9, 1.0], np.float32)
+    assert np.array_equal(recentre(prob, 0.5), prob)  # 0.5: the probability itself
+    out = recentre(prob, 0.75)
+    assert out.dtype == np.float32 and out[0] == 0.0 and out[-1] == 1.0
+    assert out[4] == pytest.approx(0.5)  # the threshold maps to 0.5
+    assert out[5] == pytest.approx(0.75)  # odds 9 over odds 3
+    assert np.all(np.diff(out) > 0)  # order kept: a soft edge stays soft
+    assert np.all(out[1:-1] < prob[1:-1])  # a higher threshold tightens the matte
+    assert np.array_equal(recentre(prob, 1.0), np.zeros_like(prob))
 
 
 def test_batched_equals_one_by_one(demo_pair, segmenter_factory):

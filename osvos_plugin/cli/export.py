@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(size.flag, dest="process_size", type=int, default=None, metavar="INT",
                         help=f"{size.help} 0 runs at the input's own size. (default: {size.default}; "
                         "it stays adjustable as the model's process_size attribute)")
+    threshold = load_manifest().parameter("threshold")
+    parser.add_argument(threshold.flag, dest="threshold", type=float, default=None, metavar="FLOAT",
+                        help="Probability at which the exported soft matte is 0.5, as the render's soft matte "
+                        f"(default: {threshold.default}; 0.5 gives the network's probability itself)")
     parser.add_argument("--overwrite", action="store_true", help="Replace OUT.pt if it exists.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log what the exporter does.")
     return parser
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             process_size = size.validate(process_size)
         except ValueError as e:
             return _fail(f"{e} (or 0 for the input's own size)", EXIT_USAGE)
+    threshold = load_manifest().parameter("threshold").default if args.threshold is None else args.threshold
+    if not 0.0 < threshold < 1.0:
+        return _fail(f"--threshold must be strictly between 0 and 1 for a soft matte, got {threshold}", EXIT_USAGE)
     if args.output.suffix.lower() == ".safetensors" or args.output.resolve() == args.model.resolve():
         return _fail(f"{args.output}: the output must be a new .pt file, not the model", EXIT_USAGE)
     if args.output.exists() and not args.overwrite:
@@ -68,14 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e), EXIT_MODEL)
     try:
         path = export_torchscript(model, args.output, process_size,
-                                  metadata={"source_model": str(args.model), "provenance": info.provenance})
+                                  metadata={"source_model": str(args.model), "provenance": info.provenance},
+                                  threshold=threshold)
     except ExportError as e:
         return _fail(str(e), EXIT_OUTPUT)
     except Exception as e:  # last resort: one line, and the traceback when asked for
         if args.verbose:
             log.exception("internal error")
         return _fail(f"internal error: {e!r} (run with -v and report it)", EXIT_INTERNAL)
-    print(f"osvos-export: wrote {path} (process size {process_size or 'native'}); in Nuke's CatFileCreator: "
+    print(f"osvos-export: wrote {path} (process size {process_size or 'native'}, threshold {threshold}); "
+          "in Nuke's CatFileCreator: "
           f"Channels In {NUKE_CHANNELS_IN}, Channels Out {NUKE_CHANNELS_OUT}")
     return EXIT_OK
 

@@ -50,8 +50,10 @@ def exported(finetuned, tmp_path_factory):
     return model, path
 
 
-def _engine_matte(model, rgb: np.ndarray, process_size: int) -> np.ndarray:
-    seg = Segmenter(model, InferenceConfig(process_size=process_size, soft=True, device="cpu", precision="fp32"))
+def _engine_matte(model, rgb: np.ndarray, process_size: int, threshold: float | None = None) -> np.ndarray:
+    threshold = InferenceConfig.threshold if threshold is None else threshold
+    seg = Segmenter(model, InferenceConfig(process_size=process_size, soft=True, device="cpu", precision="fp32",
+                                           threshold=threshold))
     return seg.predict(rgb)
 
 
@@ -102,6 +104,20 @@ def test_export_metadata(exported, finetuned):
     meta = read_export_metadata(path)
     assert meta["process_size"] == 96 and meta["channels_in"] == NUKE_CHANNELS_IN
     assert meta["channels_out"] == NUKE_CHANNELS_OUT == "rgba.alpha"
+    assert meta["threshold"] == InferenceConfig.threshold
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_export_threshold_matches_engine(exported, demo_pair, tmp_path, threshold):
+    """0.5 exports the plain probability; any other threshold shifts the matte as the engine's soft matte."""
+    model, default_path = exported
+    path = export_torchscript(model, tmp_path / "t.pt", process_size=96, threshold=threshold)
+    rgb = demo_pair(1002)[0][:120, :200]
+    out = _nuke_matte(_jit_load(path), rgb)[0, 0].numpy()
+    np.testing.assert_allclose(out, _engine_matte(model, rgb, 96, threshold), atol=2e-5)
+    assert not np.allclose(out, _nuke_matte(_jit_load(default_path), rgb)[0, 0].numpy(), atol=1e-3)
+    with pytest.raises(ExportError, match="threshold"):
+        export_torchscript(model, tmp_path / "u.pt", process_size=96, threshold=1.0)
 
 
 def test_export_refuses_other_networks(tmp_path):
@@ -120,7 +136,9 @@ def test_cli_exports_with_manifest_default_size(finetuned, tmp_path, demo_pair, 
     assert "Channels In rgba.red,rgba.green,rgba.blue" in capsys.readouterr().out
     from osvos_plugin.manifest import load_manifest
 
-    assert read_export_metadata(out)["process_size"] == load_manifest().parameter("process_size").default
+    meta = read_export_metadata(out)
+    assert meta["process_size"] == load_manifest().parameter("process_size").default
+    assert meta["threshold"] == load_manifest().parameter("threshold").default
     rgb = demo_pair(1003)[0][:101, :151]
     model, _ = load_checkpoint(finetuned)
     np.testing.assert_allclose(_nuke_matte(_jit_load(out), rgb)[0, 0].numpy(),
@@ -137,6 +155,8 @@ def test_cli_errors_and_exit_codes(finetuned, tiny_parent, tmp_path, capsys):
     assert export_main([str(finetuned), str(out), "--process-size", "10"]) == 2
     assert "process_size" in capsys.readouterr().err
     assert export_main([str(finetuned), str(finetuned)]) == 2
+    assert export_main([str(finetuned), str(out), "--threshold", "1"]) == 2
+    assert "--threshold" in capsys.readouterr().err and not out.exists()
     assert export_main([str(finetuned), str(out), "--process-size", "64"]) == 0
     assert export_main([str(finetuned), str(out)]) == 5  # exists
     assert "--overwrite" in capsys.readouterr().err

@@ -101,7 +101,8 @@ def _parse_with_engine(cmd: list[str]):
 def test_command_line_is_what_the_engine_parses():
     manifest = osvos_manifest.load_manifest()
     values = {"iterations": 7, "learning_rate": 3e-4, "optimizer": "sgd", "soft_matte": True,
-              "threshold": 0.5, "frames": "1001-1010x2", "input_colorspace": "", "device": "cpu",
+              "threshold": next(p.default for p in manifest.parameters if p.name == "threshold"),
+              "frames": "1001-1010x2", "input_colorspace": "", "device": "cpu",
               "batch_size": 2}
     cmd = rp.build_command(["osvos-render"], "/s/plate.%04d.exr", "/o/m.%04d.exr",
                            parameters=manifest.parameters, values=values, mask="/m/roto.exr", mask_frame=1003,
