@@ -31,7 +31,7 @@ class InferenceConfig:
     batch_size: int = 2
     soft: bool = False  # soft matte instead of a hard 0/1 one
     # The class-balanced loss weighs the (rarer) object pixels up, so the network says "object" too
-    # readily: at 0.5 its mattes overshoot (precision 0.76, recall 0.89 on the held-out sequences).
+    # readily: at 0.5 its mattes overshoot (precision 0.75, recall 0.89 on the held-out sequences).
     # 0.75 was picked by leave-one-sequence-out on those sequences (models/README.md).
     threshold: float = 0.75
     flip_average: bool = False  # also segment each frame mirrored and average (on in plugin.json's defaults)
