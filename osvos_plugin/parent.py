@@ -34,6 +34,9 @@ class ParentConfig:
     iterations: int = 6000
     long_side: int = 480  # frames are resized once so that their long side is this
     batch_size: int = 1
+    # Sample sides cut down to a multiple of this. cuDNN and oneDNN pick (and on a GPU build) their kernels
+    # per input shape: a handful of shapes instead of one per random crop keeps a GPU busy.
+    shape_multiple: int = 1
     learning_rate: float = 5e-5
     optimizer: str = "adam"
     freeze_stages: int = 1
@@ -55,10 +58,15 @@ class ParentConfig:
 
 
 class FrameSampler:
-    """Uniform over all frames of all sequences; scale, flip, crop, rotation, colour per sample."""
+    """Uniform over all frames of all sequences; scale, flip, crop, rotation, colour per sample.
+
+    The frames are held (uint8) on the training device, so on a GPU the augmentation runs there too:
+    done on the host it would leave the GPU waiting most of each step.
+    """
 
     def __init__(self, sequences: list[DavisSequence], cfg: ParentConfig, device: torch.device) -> None:
-        self.seqs = sequences
+        self.frames = [torch.from_numpy(s.frames).to(device) for s in sequences]
+        self.masks = [torch.from_numpy(s.masks).to(device) for s in sequences]
         self.index = [(i, j) for i, s in enumerate(sequences) for j in range(len(s.frames))]
         self.cfg = cfg
         self.device = device
@@ -66,9 +74,8 @@ class FrameSampler:
 
     def _one(self) -> tuple[torch.Tensor, torch.Tensor]:
         i, j = self.index[int(torch.randint(0, len(self.index), (), generator=self.g))]
-        seq = self.seqs[i]
-        img = torch.from_numpy(seq.frames[j]).permute(2, 0, 1)[None].float().div_(255)
-        mask = torch.from_numpy(seq.masks[j])[None, None].float().div_(255)
+        img = self.frames[i][j].permute(2, 0, 1)[None].float().div_(255)
+        mask = self.masks[i][j][None, None].float().div_(255)
         scales = self.cfg.augment.scales
         s = scales[int(torch.randint(0, len(scales), (), generator=self.g))]
         if s != 1.0:
@@ -81,8 +88,12 @@ class FrameSampler:
         if self.cfg.batch_size > 1:  # crops differ in size: bring them to the first one's
             size = tuple(pairs[0][0].shape[-2:])
             pairs = [(resize(a, size), resize(b, size)) for a, b in pairs]
-        image = torch.cat([p[0] for p in pairs]).to(self.device).contiguous(memory_format=torch.channels_last)
-        mask = torch.cat([p[1] for p in pairs]).to(self.device)
+        m = self.cfg.shape_multiple
+        if m > 1:  # crop positions are random already: cutting from the bottom right keeps them so
+            h, w = (max(m, n // m * m) for n in pairs[0][0].shape[-2:])
+            pairs = [(a[..., :h, :w], b[..., :h, :w]) for a, b in pairs]
+        image = torch.cat([p[0] for p in pairs]).contiguous(memory_format=torch.channels_last)
+        mask = torch.cat([p[1] for p in pairs])
         return image, mask
 
 

@@ -81,3 +81,22 @@ def test_init_from_starts_from_a_checkpoint_and_names_a_bad_one(mini_davis, tmp_
     assert code == 4
     assert str(bad) in capsys.readouterr().err
     assert not (tmp_path / "d" / "parent.safetensors").exists()
+
+
+def test_sampler_cuts_batches_to_a_shape_multiple(mini_davis):
+    """On a GPU each new input shape costs kernel selection: --shape-multiple keeps the shapes few."""
+    from osvos_plugin.data.davis import list_sequences, load_sequence
+    from osvos_plugin.parent import FrameSampler
+
+    seqs = [load_sequence(mini_davis, n, long_side=200) for n in list_sequences(mini_davis)]
+    shapes = {m: set() for m in (1, 32)}
+    for m in shapes:
+        sampler = FrameSampler(seqs, _cfg(long_side=200, batch_size=3, shape_multiple=m), torch.device("cpu"))
+        for step in range(12):
+            image, mask = sampler(step)
+            assert image.shape[0] == mask.shape[0] == 3 and image.shape[-2:] == mask.shape[-2:]
+            assert image.is_contiguous(memory_format=torch.channels_last)
+            assert 0.0 <= float(mask.min()) and float(mask.max()) <= 1.0
+            shapes[m].add(tuple(image.shape[-2:]))
+    assert all(h % 32 == 0 and w % 32 == 0 for h, w in shapes[32])
+    assert len(shapes[32]) < len(shapes[1])  # random crops give (nearly) one shape per step without it

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=d.iterations)
     p.add_argument("--long-side", type=int, default=d.long_side, help="Training resolution (long side, px).")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--shape-multiple", type=int, default=d.shape_multiple,
+                   help="Cut sample sides to a multiple of this (e.g. 32 on a GPU: fewer input shapes, "
+                        "fewer kernel choices).")
     p.add_argument("--learning-rate", type=float, default=d.learning_rate)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
     p.add_argument("--freeze-stages", type=int, default=d.freeze_stages,
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     exclude = tuple(x for x in args.exclude.split(",") if x) + (HELD_OUT if args.hold_out else ())
     cfg = ParentConfig(
         iterations=args.iterations, long_side=args.long_side, batch_size=args.batch_size,
+        shape_multiple=args.shape_multiple,
         learning_rate=args.learning_rate, optimizer=args.optimizer, freeze_stages=args.freeze_stages,
         init=args.init, init_from=str(args.init_from) if args.init_from else None, seed=args.seed,
         device=args.device, precision=args.precision,
