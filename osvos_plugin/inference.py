@@ -47,8 +47,8 @@ def recentre(prob: np.ndarray, threshold: float) -> np.ndarray:
     if threshold <= 0.0 or threshold >= 1.0:
         return (prob > threshold).astype(np.float32)
     p = prob.astype(np.float64)
-    with np.errstate(divide="ignore", over="ignore"):
-        odds = p / (1.0 - p) * ((1.0 - threshold) / threshold)  # inf where p == 1
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        odds = p / (1.0 - p) * ((1.0 - threshold) / threshold)  # inf where p == 1 (then inf / inf: set below)
         out = odds / (1.0 + odds)
     out[p >= 1.0] = 1.0
     return out.astype(np.float32)
