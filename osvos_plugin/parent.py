@@ -69,7 +69,6 @@ class FrameSampler:
         self.masks = [torch.from_numpy(s.masks).to(device) for s in sequences]
         self.index = [(i, j) for i, s in enumerate(sequences) for j in range(len(s.frames))]
         self.cfg = cfg
-        self.device = device
         self.g = torch.Generator().manual_seed(cfg.seed)
 
     def _one(self) -> tuple[torch.Tensor, torch.Tensor]:

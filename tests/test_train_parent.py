@@ -100,3 +100,14 @@ def test_sampler_cuts_batches_to_a_shape_multiple(mini_davis):
             shapes[m].add(tuple(image.shape[-2:]))
     assert all(h % 32 == 0 and w % 32 == 0 for h, w in shapes[32])
     assert len(shapes[32]) < len(shapes[1])  # random crops give (nearly) one shape per step without it
+
+
+@pytest.mark.parametrize("flag,value", [("--batch-size", "0"), ("--shape-multiple", "-32"),
+                                        ("--iterations", "ten"), ("--learning-rate", "0")])
+def test_cli_refuses_bad_numbers_before_doing_anything(mini_davis, tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--davis-root", str(mini_davis), "--out", str(tmp_path / "o"), flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and value in err
+    assert not (tmp_path / "o").exists()

