@@ -7,12 +7,15 @@ the same sequence of samples on one device.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,6 +25,12 @@ class AugmentConfig:
     crop: float = 0.8  # a crop keeps at least this share of each side (1.0 = no crop)
     rotate_deg: float = 0.0  # maximal rotation either way
     colour: float = 0.1  # brightness/contrast/saturation jitter amplitude (0 = off)
+    # Zoom that follows the object's size (KeyframeSampler only; 0 = the scales as given). A small object
+    # tends to come closer (a car driving up, a bird taking off), so the largest zoom is raised until the
+    # object's box would span this share of the frame (the square root of its share of the area), up to
+    # ``zoom_max``; the zoom scales in between are spread evenly on a log scale.
+    zoom_to: float = 0.0
+    zoom_max: float = 4.0
 
 
 def to_tensor_image(rgb: np.ndarray) -> torch.Tensor:
@@ -86,6 +95,29 @@ def augment_pair(
     return image.contiguous(), mask.contiguous()
 
 
+def object_extent(mask: np.ndarray) -> float:
+    """Square root of the share of the frame that the object's bounding box covers (0 for an empty mask)."""
+    ys, xs = np.nonzero(np.asarray(mask) > 0.5)
+    if len(ys) == 0:
+        return 0.0
+    box = (int(ys.max() - ys.min()) + 1) * (int(xs.max() - xs.min()) + 1)
+    return math.sqrt(box / (mask.shape[0] * mask.shape[1]))
+
+
+def object_scales(mask: np.ndarray, cfg: AugmentConfig) -> tuple[float, ...]:
+    """The scales to train a keyframe at: ``cfg.scales``, with the zoom scales (those above 1) reaching up
+    to the zoom at which the object spans ``cfg.zoom_to`` of the frame (see AugmentConfig)."""
+    zooms = sorted(s for s in cfg.scales if s > 1.0)
+    extent = object_extent(mask)
+    if cfg.zoom_to <= 0 or not zooms or extent == 0.0:
+        return tuple(cfg.scales)
+    top = min(cfg.zoom_max, cfg.zoom_to / extent)
+    if top <= zooms[-1]:
+        return tuple(cfg.scales)
+    spread = np.geomspace(zooms[0], top, len(zooms)) if len(zooms) > 1 else np.array([top])
+    return tuple(s for s in cfg.scales if s <= 1.0) + tuple(round(float(z), 3) for z in spread)
+
+
 class KeyframeSampler:
     """Random augmented samples from one or more painted keyframes, pre-scaled once per scale.
 
@@ -117,7 +149,10 @@ class KeyframeSampler:
                 mask_t = torch.cat([mask_t, w_t], dim=1)
             h, w = fit_long_side(*img_t.shape[-2:], long_side)
             per_scale = []
-            for s in cfg.scales:
+            scales = object_scales(mask, cfg)
+            if scales != tuple(cfg.scales):
+                log.info("small object (%.2f of the frame): zooming in up to %gx", object_extent(mask), max(scales))
+            for s in scales:
                 size = (max(16, round(h * s)), max(16, round(w * s)))
                 per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device)))
             self.variants.append(((h, w), per_scale))

@@ -33,8 +33,11 @@ class FinetuneConfig:
     freeze_stages: int = 1
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
-    # that comes closer than on the painted frame is still recognised.
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5)))
+    # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
+    # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to).
+    augment: AugmentConfig = field(
+        default_factory=lambda: AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), zoom_to=0.5, zoom_max=4.0)
+    )
 
     def optim(self) -> OptimConfig:
         return OptimConfig(

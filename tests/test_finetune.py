@@ -120,3 +120,58 @@ def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent)
 def test_unknown_schedule_is_refused():
     with pytest.raises(ValueError, match="schedule"):
         FinetuneConfig(schedule="step").optim()
+
+
+def _box_mask(h, w, box_h, box_w):
+    m = np.zeros((h, w), np.float32)
+    m[10:10 + box_h, 20:20 + box_w] = 1.0
+    return m
+
+
+def test_zoom_reaches_further_for_a_smaller_object():
+    from osvos_plugin.augment import object_extent, object_scales
+
+    cfg = AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), zoom_to=0.5, zoom_max=4.0)
+    assert object_extent(_box_mask(200, 400, 50, 100)) == pytest.approx(0.25)
+    # a box a quarter of each side: zoom up to 2x, the smaller zoom stays where it was
+    assert object_scales(_box_mask(200, 400, 50, 100), cfg) == (0.5, 0.8, 1.0, 1.25, 2.0)
+    # a tiny object: capped at zoom_max
+    assert object_scales(_box_mask(200, 400, 10, 20), cfg)[-1] == 4.0
+    # an object already half the frame or more, an empty mask, or the rule off: the scales as given
+    for mask, c in [(_box_mask(200, 400, 100, 200), cfg), (_box_mask(200, 400, 150, 300), cfg),
+                    (np.zeros((200, 400), np.float32), cfg),
+                    (_box_mask(200, 400, 10, 20), AugmentConfig(scales=cfg.scales))]:
+        assert object_scales(mask, c) == cfg.scales
+    # three zoom scales are spread evenly on a log scale between the first and the new top
+    three = AugmentConfig(scales=(1.0, 1.2, 1.5, 2.0), zoom_to=0.5, zoom_max=4.0)
+    assert object_scales(_box_mask(200, 400, 10, 20), three) == (1.0, 1.2, pytest.approx(2.191, abs=1e-3), 4.0)
+
+
+def test_sampler_shows_a_small_painted_object_close_up(demo_pair):
+    """On a demo frame with the object shrunk into a corner, zoomed samples show it several times larger
+    than on the painted frame, and every zoomed sample still holds part of it."""
+    from osvos_plugin.augment import KeyframeSampler
+
+    rgb, mask = demo_pair(1001, long_side=128)
+    small_rgb = np.zeros_like(rgb)
+    small_mask = np.zeros_like(mask)
+    h, w = mask.shape
+    small_rgb[: h // 4, : w // 4] = rgb[::4, ::4][: h // 4, : w // 4]
+    small_mask[: h // 4, : w // 4] = mask[::4, ::4][: h // 4, : w // 4]
+    base = AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), crop=1.0, colour=0.0)
+    largest = {}
+    for zoom_to in (0.0, 0.5):
+        cfg = AugmentConfig(**{**base.__dict__, "zoom_to": zoom_to})
+        sampler = KeyframeSampler([(small_rgb, small_mask)], 128, cfg, torch.device("cpu"), seed=0)
+        (window, per_scale), = sampler.variants
+        shares = []
+        for step in range(60):
+            image, m = sampler(step)
+            assert image.shape[-2] <= window[0] and image.shape[-1] <= window[1]  # zooms: windows of the 1.0 size
+            assert m.max() > 0.5  # the object is in every sample
+            shares.append(float((m > 0.5).float().mean()))
+        largest[zoom_to] = max(shares)
+        top = per_scale[-1][0].shape[-1] / per_scale[2][0].shape[-1]
+        assert top == pytest.approx(1.5 if zoom_to == 0 else 4.0, rel=0.02)
+    original = float((small_mask > 0.5).mean())
+    assert largest[0.0] < 2.5 * original < 4 * original < largest[0.5]
