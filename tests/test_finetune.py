@@ -175,3 +175,21 @@ def test_sampler_shows_a_small_painted_object_close_up(demo_pair):
         assert top == pytest.approx(1.5 if zoom_to == 0 else 4.0, rel=0.02)
     original = float((small_mask > 0.5).mean())
     assert largest[0.0] < 2.5 * original < 4 * original < largest[0.5]
+
+
+def test_default_fine_tuning_zooms_in_on_a_small_object_only(demo_pair, tiny_parent, caplog):
+    """The render's recipe (FinetuneConfig's defaults) raises the zoom for a small painted object, and
+    leaves a large one at the fixed scales."""
+    parent, _ = load_checkpoint(tiny_parent)
+    rgb, mask = demo_pair(1001, long_side=128)
+    small = np.zeros_like(mask)
+    quarter = mask[::4, ::4]
+    small[: quarter.shape[0], : quarter.shape[1]] = quarter
+    assert small.max() > 0.5
+    big = np.zeros_like(mask)
+    big[8:-8, 10:-10] = 1.0
+    for m, zooms in ((small, True), (big, False)):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="osvos_plugin.augment"):
+            finetune(parent, [(rgb, m)], FinetuneConfig(iterations=1, **SMALL))
+        assert ("zooming in up to" in caplog.text) == zooms, caplog.text
