@@ -10,7 +10,7 @@ and, for code that holds frames in memory::
     from osvos_plugin import load_parent, finetune, FinetuneConfig, Segmenter, InferenceConfig
     model = finetune(load_parent(), [(rgb, mask)], FinetuneConfig())
     model = self_train(model, [(rgb, mask)], later_frames)  # optional: learn from the shot's own frames
-    matte = Segmenter(model, InferenceConfig(soft=True, flip_average=True)).predict(rgb)
+    matte = Segmenter(model, InferenceConfig(soft=True)).predict(rgb)
 """
 
 from .finetune import FinetuneConfig, finetune

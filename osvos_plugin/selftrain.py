@@ -46,7 +46,7 @@ class SelfTrainConfig:
     device: str = "auto"
     precision: str = "auto"
     freeze_stages: int = 1
-    flip_average: bool = False  # for the pseudo-labels' inference
+    flip_average: bool = True  # for the pseudo-labels' inference, as the render's
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

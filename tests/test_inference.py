@@ -13,7 +13,7 @@ def segmenter_factory(tiny_parent):
     model, _ = load_checkpoint(tiny_parent)
 
     def make(**kw):
-        cfg = dict(process_size=64, device="cpu", precision="fp32", batch_size=2)
+        cfg = dict(process_size=64, device="cpu", precision="fp32", batch_size=2, flip_average=False)
         cfg.update(kw)
         return Segmenter(model, InferenceConfig(**cfg))
 

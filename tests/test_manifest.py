@@ -61,3 +61,25 @@ def test_versions_agree():
 
     pyproject = tomllib.loads((MANIFEST_PATH.parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["version"] == load_manifest().version == osvos_plugin.__version__
+
+
+def test_library_configs_default_to_the_manifest():
+    """Code that calls the engine directly gets what a render gets: the config dataclasses' defaults are
+    plugin.json's for every parameter they share."""
+    from dataclasses import MISSING, fields
+
+    from osvos_plugin.finetune import FinetuneConfig
+    from osvos_plugin.inference import InferenceConfig
+    from osvos_plugin.selftrain import SelfTrainConfig
+
+    defaults = load_manifest().defaults()
+    renames = {"soft": "soft_matte"}
+    checked = 0
+    for cls in (FinetuneConfig, InferenceConfig):
+        for f in fields(cls):
+            name = renames.get(f.name, f.name)
+            if name in defaults and f.default is not MISSING:
+                assert f.default == defaults[name], f"{cls.__name__}.{f.name}: {f.default!r}, not {defaults[name]!r}"
+                checked += 1
+    assert SelfTrainConfig().flip_average == defaults["flip_average"]
+    assert checked >= 10
