@@ -96,7 +96,7 @@ def main() -> None:
 
 def _seconds(t: float) -> str:
     """Three significant digits: 0.432 on a CPU, 0.00412 on a GPU (three decimals would print 0.004)."""
-    return f"{t:.3g}" if t < 1 else f"{t:.2f}"
+    return f"{t:#.3g}" if t < 1 else f"{t:.2f}"
 
 
 if __name__ == "__main__":
