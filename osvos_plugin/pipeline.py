@@ -252,6 +252,7 @@ def _model_for(
             "kind": "fine-tuned", "parent": str(parent_path), "source": job.source,
             "keyframes": [[str(k.mask), k.frame] for k in job.keyframes],
             "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
+            "scales": list(cfg.augment.scales), "zoom_to": cfg.augment.zoom_to, "zoom_max": cfg.augment.zoom_max,
             "self_train_iterations": p["self_train_iterations"] if pseudo else 0,
             "self_train_frames": [f for f, _ in pseudo],
         })

@@ -195,6 +195,8 @@ def test_self_training_frames_are_recorded_and_checked_on_resume(shot, tiny_pare
     render(job)
     _, info = load_checkpoint(shot / "ft.safetensors")
     assert info.provenance["self_train_frames"] == [1004, 1005] and info.provenance["self_train_iterations"] == 2
+    # the recipe travels with the model: the scales, and the zoom that follows the painted object
+    assert (info.provenance["scales"][-1], info.provenance["zoom_to"]) == (1.5, 0.5)
     # a farm's fine-tune-once step renders one frame, and still learns from the whole shot
     once = replace(job, output=str(shot / "once" / "m.####.exr"), params={**params, "frames": "1001"},
                    save_model=shot / "once.safetensors")
