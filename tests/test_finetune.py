@@ -1,4 +1,5 @@
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -147,21 +148,26 @@ def test_zoom_reaches_further_for_a_smaller_object():
     assert object_scales(_box_mask(200, 400, 10, 20), three) == (1.0, 1.2, pytest.approx(2.191, abs=1e-3), 4.0)
 
 
+def _shrunk_demo_pair(demo_pair):
+    """A demo frame and its mask shrunk 4x into the top-left corner: a small painted object."""
+    rgb, mask = demo_pair(1001, long_side=128)
+    small_rgb, small_mask = np.zeros_like(rgb), np.zeros_like(mask)
+    h, w = rgb[::4, ::4].shape[:2]
+    small_rgb[:h, :w], small_mask[:h, :w] = rgb[::4, ::4], mask[::4, ::4]
+    assert small_mask.max() > 0.5
+    return small_rgb, small_mask
+
+
 def test_sampler_shows_a_small_painted_object_close_up(demo_pair):
     """On a demo frame with the object shrunk into a corner, zoomed samples show it several times larger
     than on the painted frame, and every zoomed sample still holds part of it."""
     from osvos_plugin.augment import KeyframeSampler
 
-    rgb, mask = demo_pair(1001, long_side=128)
-    small_rgb = np.zeros_like(rgb)
-    small_mask = np.zeros_like(mask)
-    h, w = mask.shape
-    small_rgb[: h // 4, : w // 4] = rgb[::4, ::4][: h // 4, : w // 4]
-    small_mask[: h // 4, : w // 4] = mask[::4, ::4][: h // 4, : w // 4]
+    small_rgb, small_mask = _shrunk_demo_pair(demo_pair)
     base = AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), crop=1.0, colour=0.0)
     largest = {}
     for zoom_to in (0.0, 0.5):
-        cfg = AugmentConfig(**{**base.__dict__, "zoom_to": zoom_to})
+        cfg = replace(base, zoom_to=zoom_to)
         sampler = KeyframeSampler([(small_rgb, small_mask)], 128, cfg, torch.device("cpu"), seed=0)
         (window, per_scale), = sampler.variants
         shares = []
@@ -181,12 +187,8 @@ def test_default_fine_tuning_zooms_in_on_a_small_object_only(demo_pair, tiny_par
     """The render's recipe (FinetuneConfig's defaults) raises the zoom for a small painted object, and
     leaves a large one at the fixed scales."""
     parent, _ = load_checkpoint(tiny_parent)
-    rgb, mask = demo_pair(1001, long_side=128)
-    small = np.zeros_like(mask)
-    quarter = mask[::4, ::4]
-    small[: quarter.shape[0], : quarter.shape[1]] = quarter
-    assert small.max() > 0.5
-    big = np.zeros_like(mask)
+    rgb, small = _shrunk_demo_pair(demo_pair)
+    big = np.zeros_like(small)
     big[8:-8, 10:-10] = 1.0
     for m, zooms in ((small, True), (big, False)):
         caplog.clear()
