@@ -5,9 +5,11 @@ The add-on depends on bpy alone: the engine (torch, numpy 2, OpenImageIO) cannot
 Python, so it runs out of process as ``osvos-render`` (set its path in the add-on preferences, or put
 it on PATH) and reports its progress as JSON lines that the operator reads.
 
-The modules shared with the Nuke adapter (osvos_manifest, osvos_render_process) live in
-host_adapters/common. build_zip.py copies them into the add-on, beside this file; run from a checkout
-instead (this folder linked into Blender's add-ons), the package also looks for its submodules there.
+The contract shared with the engine and the Nuke adapter (plugin.json's reader, the progress protocol,
+frame patterns, running osvos-render) is the ``osvos_contract`` package at the repository root. build_zip.py
+bundles it into the add-on as a subpackage (``osvos_matte.osvos_contract``, with plugin.json inside it); run
+from a checkout instead (this folder linked into Blender's add-ons), the package also looks for its
+submodules at the repository root, two folders up, so ``from .osvos_contract ...`` finds the same package.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ bl_info = {
     "doc_url": "",
 }
 
-_COMMON = _os.path.join(_os.path.dirname(_os.path.dirname(_os.path.realpath(__file__))), "common")
-if not _os.path.isfile(_os.path.join(_os.path.dirname(__file__), "osvos_manifest.py")) and _os.path.isdir(_COMMON):
-    __path__.append(_COMMON)  # the shared modules become submodules of this package
+_CONTRACT = "osvos_contract"
+_REPO = _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.realpath(__file__))))
+if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), _CONTRACT)) and _os.path.isfile(
+        _os.path.join(_REPO, _CONTRACT, "__init__.py")):
+    __path__.append(_REPO)  # a checkout: the repository's osvos_contract becomes a subpackage of this one
 
 from . import operators, panels, preferences, properties  # noqa: E402  (bl_info must come first)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import bpy
 
 from .inputs import SourcePlates
-from .osvos_render_process import format_frame
+from .osvos_contract.patterns import format_frame
 
 MATTE_NODE = "OSVOS Matte"
 SOURCE_NODE = "OSVOS Source"

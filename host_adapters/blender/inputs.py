@@ -19,7 +19,7 @@ from pathlib import Path
 
 import bpy
 
-from .osvos_render_process import sequence_pattern
+from .osvos_contract.patterns import sequence_pattern
 
 log = logging.getLogger(__name__)
 

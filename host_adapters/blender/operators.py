@@ -1,7 +1,7 @@
 """The Render Matte operator: a modal run with progress and Esc to cancel, or a blocking one for scripts.
 
 Both paths go through the same three steps: :func:`prepare_job` (files and command line from the scene),
-polling one :class:`RenderProcess` (the modal timer, or ``osvos_render_process.run`` which polls the same
+polling one :class:`RenderProcess` (the modal timer, or ``osvos_contract.process.run`` which polls the same
 object in a loop), and :func:`finish_job` (compositor wiring, report). Called from a button the operator
 is modal (``invoke``); called from Python (``bpy.ops.osvos.render_matte()``) it is blocking (``execute``).
 """
@@ -18,19 +18,18 @@ import bpy
 from . import properties
 from .compositor import MatteSequence, wire_matte
 from .inputs import InputError, SourcePlates, clip_plates, image_mask_file, image_plates, make_tempdir, rasterize_mask
-from .osvos_manifest import ManifestError, load_manifest
-from .osvos_render_process import (
+from .osvos_contract.manifest import ManifestError, load_manifest
+from .osvos_contract.patterns import frames_on_disk, matte_pattern
+from .osvos_contract.process import (
     EngineNotFound,
-    Progress,
     RenderProcess,
     RenderResult,
     build_command,
     engine_environment,
     find_engine,
-    frames_on_disk,
-    matte_pattern,
     run,
 )
+from .osvos_contract.protocol import Progress
 from .preferences import get_preferences
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 
 from . import properties
-from .osvos_manifest import ManifestError, load_manifest
+from .osvos_contract.manifest import ManifestError, load_manifest
 
 
 def draw_osvos(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
-from .osvos_render_process import ENGINE_ENV, EngineNotFound, find_engine
+from .osvos_contract.process import ENGINE_ENV, EngineNotFound, find_engine
 
 
 class OSVOSPreferences(bpy.types.AddonPreferences):

@@ -20,7 +20,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from .osvos_manifest import Manifest, Parameter, load_manifest
+from .osvos_contract.manifest import Manifest, Parameter, load_manifest
 
 # Parameters the add-on decides instead of the artist: the compositor wiring reads single-channel EXR.
 FIXED_VALUES = {"output_format": "exr"}

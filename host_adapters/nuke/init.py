@@ -4,24 +4,52 @@ Add this folder to NUKE_PATH (or ``nuke.pluginAddPath`` it from your own init.py
 modules importable and checks plugin.json; the menu entry is added by menu.py in the GUI, and OSVOS groups
 saved in scripts keep working on a farm because their Render button imports osvos_nuke when pressed.
 
-The modules shared with the Blender adapter (osvos_manifest, osvos_render_process) live in ../common
-(host_adapters/common in the repository), added to the plugin path here; an install that copies them into
-this folder instead works too.
+The node imports ``osvos_contract``, the package the engine and the Blender add-on share (plugin.json's
+reader, the progress protocol, frame patterns, running osvos-render; standard library only). When it is
+not importable already (e.g. on PYTHONPATH), the folder holding it is looked for beside this plugin folder
+(an install: ``<dir>/nuke`` and ``<dir>/osvos_contract``) or two folders up (the repository root in a
+checkout: ``host_adapters/nuke``), and added to ``sys.path``; not to the plugin path, since Nuke would then
+run whatever init.py and menu.py that folder holds.
 """
 
+import importlib.util
 import os
+import sys
 
 import nuke
 
+CONTRACT = "osvos_contract"
+
 _here = os.path.dirname(os.path.abspath(__file__))
-_common = os.path.join(os.path.dirname(_here), "common")
 nuke.pluginAddPath(_here)
-if os.path.isdir(_common):
-    nuke.pluginAddPath(_common)
+
+
+def _contract_folder():
+    """The folder holding an osvos_contract package, beside this folder or two folders up, or None. A
+    symlinked plugin folder is looked at where it is linked from and where it lives."""
+    roots = []
+    for here in (_here, os.path.dirname(os.path.realpath(__file__))):
+        for folder in (os.path.dirname(here), os.path.dirname(os.path.dirname(here))):
+            if folder not in roots:
+                roots.append(folder)
+    for folder in roots:
+        if os.path.isfile(os.path.join(folder, CONTRACT, "__init__.py")):
+            return folder
+    return None
+
 
 try:
-    import osvos_manifest
+    if importlib.util.find_spec(CONTRACT) is None:
+        _folder = _contract_folder()
+        if _folder is None:
+            raise ImportError(
+                f"the {CONTRACT} package was not found beside {_here} or two folders above it: copy the "
+                f"{CONTRACT} folder beside this plugin folder, or add a checkout's host_adapters/nuke instead"
+            )
+        if _folder not in sys.path:
+            sys.path.append(_folder)
+    import osvos_contract.manifest
 
-    osvos_manifest.find_manifest()  # where the node will look: beside the module, then the folders above
+    osvos_contract.manifest.find_manifest()  # where the node will look: in the package, then the folders above
 except Exception as error:  # never stop Nuke from starting because of a plug-in
     nuke.tprint(f"OSVOS: {error}")

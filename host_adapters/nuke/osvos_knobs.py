@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from osvos_manifest import Manifest, Parameter
+from osvos_contract.manifest import Manifest, Parameter
 
 KNOB_CLASSES = {"int": "Int_Knob", "float": "Double_Knob", "bool": "Boolean_Knob", "choice": "Enumeration_Knob",
                 "string": "String_Knob"}

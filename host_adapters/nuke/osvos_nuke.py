@@ -12,7 +12,8 @@ button stops it cleanly; the result is loaded into the group's Read in the main 
 mode (``nuke -t``, farms) the render blocks instead, printing its progress.
 
 The engine is never imported: Nuke's Python cannot load its torch/numpy, and a crash of the engine must
-not take Nuke down. Knob layout and values live in osvos_knobs (no nuke import, tested without Nuke).
+not take Nuke down. Knob layout and values live in osvos_knobs (no nuke import, tested without Nuke); the
+manifest, frame patterns and the osvos-render process come from osvos_contract (init.py makes it importable).
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from dataclasses import dataclass
 
 import nuke
 import osvos_knobs
-from osvos_manifest import ManifestError, load_manifest
-from osvos_render_process import (
+
+from osvos_contract.manifest import ManifestError, load_manifest
+from osvos_contract.patterns import frames_on_disk, printf_pattern
+from osvos_contract.process import (
     EngineNotFound,
     RenderProcess,
     RenderResult,
     build_command,
     engine_environment,
     find_engine,
-    frames_on_disk,
-    printf_pattern,
     run,
 )
 

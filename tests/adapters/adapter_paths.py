@@ -10,15 +10,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 NUKE_DIR = REPO / "host_adapters" / "nuke"
 BLENDER_DIR = REPO / "host_adapters" / "blender"
-COMMON_DIR = REPO / "host_adapters" / "common"  # the modules both adapters share, kept once
+CONTRACT_DIR = REPO / "osvos_contract"  # the package the engine and both adapters import, kept once
 BLENDER_PYTHON = REPO / ".venv-blender" / "bin" / "python"
 DEMO_PLATE = REPO / "osvos_plugin" / "demo" / "bear" / "plate"
 
-# The adapters' pure modules import each other by plain name, as Nuke imports them from its plugin path
-# (its init.py adds both folders).
-for _folder in (NUKE_DIR, COMMON_DIR):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
+# The Nuke adapter's pure module (osvos_knobs) is imported by plain name, as Nuke imports it from its plugin
+# path; osvos_contract is imported from the repository root, where Nuke's init.py finds it in a checkout.
+if str(NUKE_DIR) not in sys.path:
+    sys.path.insert(0, str(NUKE_DIR))
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
 
 
 def blender_env(user_dir: Path) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""Fixtures for the host-adapter tests: the adapters' pure modules, a way to start the real engine, a small
-real plate sequence, and Blender's own virtualenv (the Blender tests skip without it)."""
+"""Fixtures for the host-adapter tests: a way to start the real engine, a small real plate sequence, the
+Blender add-on zip, and Blender's own virtualenv (the Blender tests skip without it)."""
 
 from __future__ import annotations
 

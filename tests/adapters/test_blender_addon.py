@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from adapter_paths import BLENDER_DIR, COMMON_DIR, REPO, blender_env
+from adapter_paths import BLENDER_DIR, CONTRACT_DIR, REPO, blender_env
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 CLIP_START = 11  # scene frame of plate 1001: scene frames and file numbers differ on purpose
@@ -58,27 +58,37 @@ def _run_driver(blender_python, tmp_path, cfg: dict) -> dict:
     return result
 
 
+CONTRACT_MODULES = ("manifest", "patterns", "process", "protocol")
+
+
 def test_addon_zip_is_installable_and_self_contained(addon_zip):
     with zipfile.ZipFile(addon_zip) as zf:
-        names = set(zf.namelist())
+        listed = zf.namelist()
+        names = set(listed)
         init = zf.read("osvos_matte/__init__.py").decode()
         manifest = zf.read("osvos_matte/blender_manifest.toml").decode()
-        bundled = zf.read("osvos_matte/plugin.json")
+        bundled = zf.read("osvos_matte/osvos_contract/plugin.json")
         sources = {n: zf.read(n).decode() for n in names if n.endswith(".py")}
     assert {"osvos_matte/__init__.py", "osvos_matte/operators.py", "osvos_matte/panels.py",
-            "osvos_matte/osvos_render_process.py", "osvos_matte/osvos_manifest.py"} <= names
-    assert "osvos_matte/build_zip.py" not in names
+            "osvos_matte/osvos_contract/__init__.py"} <= names
+    assert {f"osvos_matte/osvos_contract/{m}.py" for m in CONTRACT_MODULES} <= names
+    assert "osvos_matte/build_zip.py" not in names and len(listed) == len(names)
     assert "bl_info" in init and "def register" in init and "def unregister" in init
     assert 'id = "osvos_matte"' in manifest and 'type = "add-on"' in manifest
+    # plugin.json once, inside the contract (where its reader looks first): the repository's, not the link
     assert bundled == (REPO / "plugin.json").read_bytes()
+    assert [n for n in names if n.endswith("plugin.json")] == ["osvos_matte/osvos_contract/plugin.json"]
     for name, text in sources.items():  # bpy alone (and the standard library): the engine runs out of process
         outside = _imported_modules(text) - set(sys.stdlib_module_names) - {"bpy"}
         assert not outside, f"{name} imports {sorted(outside)}"
-    own = [p.name for p in BLENDER_DIR.glob("*.py") if p.name != "build_zip.py"]
-    shared = [p.name for p in COMMON_DIR.glob("*.py")]  # bundled from host_adapters/common
-    assert sorted(own + shared) == sorted(Path(n).name for n in sources)
-    for name in shared:
-        assert sources[f"osvos_matte/{name}"] == (COMMON_DIR / name).read_text()
+    own = {f"osvos_matte/{p.name}" for p in BLENDER_DIR.glob("*.py") if p.name != "build_zip.py"}
+    contract = {f"osvos_matte/osvos_contract/{p.relative_to(CONTRACT_DIR).as_posix()}": p
+                for p in CONTRACT_DIR.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(own | set(contract)) == sorted(sources)
+    for name, path in contract.items():  # bundled unchanged from the repository's osvos_contract
+        assert sources[name] == path.read_text(), name
+    for name in own:  # the add-on reaches the contract as its subpackage, never by absolute name
+        assert "osvos_contract" not in _imported_modules(sources[name]), name
 
 
 SOURCE_TREE_CHECK = """
@@ -88,7 +98,9 @@ import addon_utils  # importable once bpy is
 addon_utils.enable("osvos_matte", default_set=True, handle_error=None)
 operators = importlib.import_module("osvos_matte.operators")
 found = {"registered": hasattr(bpy.types, "OSVOS_OT_render_matte"),
-         "modules": {n: sys.modules["osvos_matte." + n].__file__ for n in ("osvos_manifest", "osvos_render_process")},
+         "modules": {n: sys.modules["osvos_matte.osvos_contract." + n].__file__
+                     for n in ("manifest", "patterns", "process", "protocol")},
+         "absolute": "osvos_contract" in sys.modules,
          "manifest": str(operators.load_manifest().path)}
 addon_utils.disable("osvos_matte")
 found["unregistered"] = not hasattr(bpy.types, "OSVOS_OT_render_matte")
@@ -97,8 +109,8 @@ print("RESULT " + json.dumps(found))
 
 
 def test_addon_runs_from_the_source_tree(blender_python, tmp_path):
-    """The add-on folder linked into Blender's add-ons (development): the shared modules come from
-    host_adapters/common as submodules of the package, plugin.json from the checkout."""
+    """The add-on folder linked into Blender's add-ons (development): the repository's osvos_contract is
+    its subpackage, plugin.json comes from the checkout."""
     addons = tmp_path / "blender_user" / "scripts" / "addons"
     addons.mkdir(parents=True)
     (addons / "osvos_matte").symlink_to(BLENDER_DIR, target_is_directory=True)
@@ -109,8 +121,8 @@ def test_addon_runs_from_the_source_tree(blender_python, tmp_path):
     found = json.loads(lines[-1][len("RESULT "):])
     assert found["registered"] and found["unregistered"]
     assert {n: Path(f).resolve() for n, f in found["modules"].items()} == {
-        "osvos_manifest": COMMON_DIR / "osvos_manifest.py",
-        "osvos_render_process": COMMON_DIR / "osvos_render_process.py"}
+        n: CONTRACT_DIR / f"{n}.py" for n in CONTRACT_MODULES}
+    assert not found["absolute"]  # a subpackage of the add-on, not a second top-level copy
     assert Path(found["manifest"]).resolve() == REPO / "plugin.json"
 
 

@@ -4,24 +4,27 @@ command line (checked by the engine's own parser), and the knob names the nuke-s
 from __future__ import annotations
 
 import ast
+import json
 import re
 import runpy
+import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
 
 import osvos_knobs
-import osvos_manifest
-import osvos_render_process as rp
 import pytest
-from adapter_paths import COMMON_DIR, NUKE_DIR
+from adapter_paths import CONTRACT_DIR, NUKE_DIR, REPO
 
+import osvos_contract.process as rp
+from osvos_contract.manifest import load_manifest
 from osvos_plugin.cli import render as render_cli
 
 
 @pytest.fixture(scope="module")
 def manifest():
-    return osvos_manifest.load_manifest()
+    return load_manifest()
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +134,8 @@ def test_nuke_plugin_files_are_there_and_do_not_import_the_engine():
 
 
 def _run_init_py(monkeypatch, init_py) -> tuple[list[str], list[str]]:
-    """Runs a Nuke init.py against a stand-in ``nuke`` module: the folders it adds, what it printed."""
+    """Runs a Nuke init.py in this process against a stand-in ``nuke`` module: the folders it adds to the
+    plugin path, what it printed."""
     added, printed = [], []
     fake = types.ModuleType("nuke")
     fake.pluginAddPath = added.append
@@ -141,18 +145,78 @@ def _run_init_py(monkeypatch, init_py) -> tuple[list[str], list[str]]:
     return added, printed
 
 
-def test_init_py_adds_the_shared_modules_folder(monkeypatch):
+def test_init_py_adds_its_folder_and_finds_plugin_json(monkeypatch):
+    path_before = list(sys.path)
     added, printed = _run_init_py(monkeypatch, NUKE_DIR / "init.py")
-    assert [Path(p).resolve() for p in added] == [NUKE_DIR, COMMON_DIR]
-    assert printed == []  # osvos_manifest imported (from common) and plugin.json found
+    assert [Path(p).resolve() for p in added] == [NUKE_DIR]  # osvos_contract never goes on the plugin path
+    assert printed == []  # osvos_contract importable already (here: the repository root) and plugin.json found
+    assert sys.path == path_before
 
 
-def test_init_py_copied_without_common_reports_instead_of_failing(monkeypatch, tmp_path):
+# Runs init.py the way a fresh Nuke would: no site-packages (so no engine install that makes osvos_contract
+# importable), a stand-in nuke module; prints what happened as JSON.
+INIT_IN_BARE_PYTHON = """
+import json, runpy, sys, types
+init_py = sys.argv[1]
+added, printed = [], []
+nuke = types.ModuleType("nuke")
+nuke.pluginAddPath = added.append
+nuke.tprint = printed.append
+sys.modules["nuke"] = nuke
+before = list(sys.path)
+runpy.run_path(init_py)
+contract = sys.modules.get("osvos_contract")
+print("RESULT " + json.dumps({"added": added, "printed": printed,
+                              "sys_path_added": [p for p in sys.path if p not in before],
+                              "contract": getattr(contract, "__file__", None)}))
+"""
+
+
+def _run_init_py_bare(init_py: Path, tmp_path: Path) -> dict:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no PYTHONPATH, no OSVOS_PLUGIN_JSON
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", INIT_IN_BARE_PYTHON, str(init_py)],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_init_py_in_a_checkout_puts_the_repository_root_on_sys_path(tmp_path):
+    found = _run_init_py_bare(NUKE_DIR / "init.py", tmp_path)
+    assert [Path(p).resolve() for p in found["added"]] == [NUKE_DIR]
+    assert [Path(p).resolve() for p in found["sys_path_added"]] == [REPO]
+    assert Path(found["contract"]).resolve() == CONTRACT_DIR / "__init__.py"
+    assert found["printed"] == []
+
+
+def test_init_py_installed_beside_a_copy_of_the_contract(tmp_path):
+    """An install outside the checkout: <dir>/nuke and <dir>/osvos_contract, plugin.json inside the package."""
+    install = tmp_path / "a" / "b" / "c" / "d" / "osvos"
+    shutil.copytree(NUKE_DIR, install / "nuke", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(CONTRACT_DIR, install / "osvos_contract", ignore=shutil.ignore_patterns("__pycache__"))
+    assert (install / "osvos_contract" / "plugin.json").read_bytes() == (REPO / "plugin.json").read_bytes()
+    found = _run_init_py_bare(install / "nuke" / "init.py", tmp_path)
+    assert found["added"] == [str(install / "nuke")]
+    assert found["sys_path_added"] == [str(install)]
+    assert found["contract"] == str(install / "osvos_contract" / "__init__.py")
+    assert found["printed"] == []
+
+
+def test_init_py_copied_without_the_contract_reports_instead_of_failing(tmp_path):
     lonely = tmp_path / "a" / "b" / "c" / "d" / "nuke"
     lonely.mkdir(parents=True)
     (lonely / "init.py").write_text((NUKE_DIR / "init.py").read_text())
-    monkeypatch.delitem(sys.modules, "osvos_manifest", raising=False)
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p).resolve() != COMMON_DIR])
-    added, printed = _run_init_py(monkeypatch, lonely / "init.py")
-    assert added == [str(lonely)]  # no ../common beside it: only its own folder
-    assert len(printed) == 1 and printed[0].startswith("OSVOS: ") and "osvos_manifest" in printed[0]
+    found = _run_init_py_bare(lonely / "init.py", tmp_path)
+    assert found["added"] == [str(lonely)]  # only its own folder
+    assert found["sys_path_added"] == [] and found["contract"] is None
+    assert len(found["printed"]) == 1 and found["printed"][0].startswith("OSVOS: ")
+    assert "osvos_contract" in found["printed"][0] and "copy" in found["printed"][0]
+
+
+def test_init_py_reports_a_missing_plugin_json(tmp_path):
+    install = tmp_path / "a" / "b" / "c" / "d" / "osvos"
+    shutil.copytree(NUKE_DIR, install / "nuke", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(CONTRACT_DIR, install / "osvos_contract", ignore=shutil.ignore_patterns("__pycache__", "*.json"))
+    found = _run_init_py_bare(install / "nuke" / "init.py", tmp_path)
+    assert found["sys_path_added"] == [str(install)]
+    assert len(found["printed"]) == 1 and found["printed"][0].startswith("OSVOS: plugin.json not found")

@@ -1,7 +1,8 @@
-"""The adapters' pure modules: plugin.json reading, the osvos-render command line, JSON progress, the process.
+"""osvos_contract.process against the engine: the osvos-render command line, its progress, the process.
 
 Checked against the engine itself: the command lines go through osvos-render's own argument parser, the
-progress lines come from its own ProgressPrinter, and the process tests run the real osvos-render.
+progress lines come from its own ProgressPrinter, and the process tests run the real osvos-render. The
+contract's own rules (manifest, patterns, progress record) are tested without the engine in tests/contract.
 """
 
 from __future__ import annotations
@@ -16,78 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import osvos_manifest
-import osvos_render_process as rp
 import pytest
-from adapter_paths import BLENDER_DIR, COMMON_DIR, NUKE_DIR, REPO
 
+import osvos_contract.process as rp
+from osvos_contract.manifest import load_manifest
+from osvos_contract.patterns import frames_on_disk
+from osvos_contract.protocol import RENDER_STAGES, ExitCode, Progress, parse_progress
 from osvos_plugin.cli import render as render_cli
 from osvos_plugin.cli.progress import ProgressPrinter
-from osvos_plugin.manifest import load_manifest as engine_manifest
-from osvos_plugin.training import Progress as EngineProgress
-
-SHARED = ("osvos_manifest.py", "osvos_render_process.py")
-
-
-def test_shared_modules_live_once_in_common():
-    assert Path(osvos_manifest.__file__).resolve() == COMMON_DIR / "osvos_manifest.py"
-    assert Path(rp.__file__).resolve() == COMMON_DIR / "osvos_render_process.py"
-    for folder in (BLENDER_DIR, NUKE_DIR):
-        copies = [name for name in SHARED if (folder / name).exists()]
-        assert not copies, f"{copies} in {folder}: the shared modules live in {COMMON_DIR} only"
-
-
-@pytest.mark.parametrize("name", SHARED)
-def test_shared_modules_import_neither_host_nor_engine(name):
-    text = (COMMON_DIR / name).read_text()
-    for forbidden in ("import bpy", "import nuke", "osvos_plugin", "import numpy", "import torch"):
-        assert forbidden not in text, f"common/{name} must stay pure: it has {forbidden!r}"
-
-
-# --------------------------------------------------------------------------------------------- manifest
-
-
-def test_adapter_manifest_matches_the_engines():
-    ours = osvos_manifest.load_manifest()
-    theirs = engine_manifest()
-    assert Path(ours.path).resolve() == (REPO / "plugin.json").resolve()
-    assert [p.name for p in ours.parameters] == [p.name for p in theirs.parameters]
-    for a, b in zip(ours.parameters, theirs.parameters, strict=True):
-        assert (a.flag, a.default, a.min, a.max, a.choices, a.help, a.label, a.group) == (
-            b.flag, b.default, b.min, b.max, b.choices, b.help, b.label, b.group)
-    assert ours.parameter("mask_frame").optional and not ours.parameter("iterations").optional
-    assert [g for g, _ in ours.groups()] == ["Input", "Learning", "Quality", "Output", "Performance"]
-
-
-def test_manifest_found_through_env_then_next_to_module(tmp_path, monkeypatch):
-    custom = tmp_path / "custom.json"
-    custom.write_text((REPO / "plugin.json").read_text().replace('"label": "OSVOS"', '"label": "Custom"', 1))
-    monkeypatch.setenv(osvos_manifest.MANIFEST_ENV, str(custom))
-    assert osvos_manifest.load_manifest().label == "Custom"
-    monkeypatch.delenv(osvos_manifest.MANIFEST_ENV)
-    lonely = tmp_path / "a" / "b" / "c" / "d" / "e"
-    lonely.mkdir(parents=True)
-    with pytest.raises(osvos_manifest.ManifestError, match="plugin.json not found"):
-        osvos_manifest.find_manifest(lonely)
-    (lonely / "plugin.json").write_text(custom.read_text())
-    assert osvos_manifest.find_manifest(lonely) == lonely / "plugin.json"
-
-
-@pytest.mark.parametrize("breakage, message", [
-    ('"type": "int"', "unknown type"),
-    ('"parameters"', "malformed"),
-])
-def test_malformed_manifest_is_reported(tmp_path, breakage, message):
-    text = (REPO / "plugin.json").read_text()
-    bad = text.replace(breakage, '"type": "integer"' if "type" in breakage else '"params"', 1)
-    path = tmp_path / "plugin.json"
-    path.write_text(bad)
-    with pytest.raises(osvos_manifest.ManifestError, match=message):
-        osvos_manifest.load_manifest(path)
-    path.write_text("{not json")
-    with pytest.raises(osvos_manifest.ManifestError, match="not valid JSON"):
-        osvos_manifest.load_manifest(path)
-
 
 # ------------------------------------------------------------------------------------------ command line
 
@@ -99,7 +36,7 @@ def _parse_with_engine(cmd: list[str]):
 
 
 def test_command_line_is_what_the_engine_parses():
-    manifest = osvos_manifest.load_manifest()
+    manifest = load_manifest()
     values = {"iterations": 7, "learning_rate": 3e-4, "optimizer": "sgd", "soft_matte": True,
               "threshold": next(p.default for p in manifest.parameters if p.name == "threshold"),
               "frames": "1001-1010x2", "input_colorspace": "", "device": "cpu",
@@ -119,7 +56,7 @@ def test_command_line_is_what_the_engine_parses():
 
 
 def test_command_line_booleans_floats_and_unknowns():
-    manifest = osvos_manifest.load_manifest()
+    manifest = load_manifest()
     off = rp.build_command("e", "p", "o", parameters=manifest.parameters, values={"soft_matte": False})
     assert "--soft-matte" not in off and "--no-soft-matte" not in off  # False is the default
     # Host floats are 32-bit: 1e-4 read back from a float32 control is still the default, not a change.
@@ -134,26 +71,6 @@ def test_command_line_booleans_floats_and_unknowns():
         rp.build_command("e", "p", "o", save_model="a", load_model="b")
 
 
-def test_sequence_patterns(tmp_path):
-    seq = rp.sequence_pattern(tmp_path / "shot_v2" / "plate.v3.01001.exr")
-    assert seq == rp.SequencePattern(str(tmp_path / "shot_v2" / "plate.v3.%05d.exr"), 1001, 5)
-    assert rp.format_frame(seq.pattern, 7) == str(tmp_path / "shot_v2" / "plate.v3.00007.exr")
-    assert rp.sequence_pattern("/a/f7.png").pattern == "/a/f%d.png"
-    with pytest.raises(ValueError, match="no frame number"):
-        rp.sequence_pattern("/a/still.png")
-    for n in (999, 1000, 1002, 10000):
-        (tmp_path / f"m.{n:04d}.exr").touch()
-    (tmp_path / "m.12.exr").touch()  # not padded to 4: another sequence
-    (tmp_path / "m.1001.exr.tmp").touch()
-    assert rp.frames_on_disk(str(tmp_path / "m.%04d.exr")) == [999, 1000, 1002, 10000]
-    assert rp.frames_on_disk(str(tmp_path / "none.%04d.exr")) == []
-    assert rp.matte_pattern("/o", "/p/bear.%04d.png") == str(Path("/o") / "bear_matte.%04d.exr")
-    assert rp.matte_pattern("/o", "/p/bear_1001.png", padding=4) == str(Path("/o") / "bear_matte.%04d.exr")
-    assert rp.printf_pattern("/a/m.####.exr") == str(Path("/a/m.%04d.exr"))
-    assert rp.printf_pattern("/a/m.$F3.exr") == str(Path("/a/m.%03d.exr"))
-    assert rp.printf_pattern("/a/m.@.exr") == str(Path("/a/m.%d.exr"))
-
-
 # ------------------------------------------------------------------------------------------------ progress
 
 
@@ -161,19 +78,20 @@ def test_progress_lines_of_the_engine_are_parsed():
     printer = ProgressPrinter("json")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        printer(EngineProgress("finetune", 100, 400, 0.3125, 42.0))
-        printer(EngineProgress("infer", 3, 12, None, 1.5))
-        printer(EngineProgress("check", 50, 200, None, 2.0))
-        printer(EngineProgress("selftrain", 50, 100, 0.2, 20.0))
+        printer(Progress.timed("finetune", 100, 400, 42.0, 0.3125))
+        printer(Progress.timed("infer", 3, 12, 1.5))
+        printer(Progress.timed("check", 50, 200, 2.0))
+        printer(Progress.timed("selftrain", 50, 100, 20.0, 0.2))
     lines = out.getvalue().splitlines()
-    parsed = [rp.parse_progress(line) for line in lines]
+    parsed = [parse_progress(line) for line in lines]
     assert parsed[0].stage == "finetune" and (parsed[0].done, parsed[0].total) == (100, 400)
     assert parsed[0].fraction == pytest.approx(0.25) and parsed[0].loss == pytest.approx(0.3125)
-    shares = rp.STAGE_SHARES
+    assert json.loads(lines[0])["fraction"] == pytest.approx(0.25)
+    shares = {s.name: s.share for s in RENDER_STAGES}
     assert sum(shares.values()) == pytest.approx(1.0)
     assert parsed[0].overall == pytest.approx(shares["check"] + shares["finetune"] * 0.25)
     eta = json.loads(lines[0])["eta_s"]
-    assert eta > 0 and parsed[0].eta_s == pytest.approx(eta)
+    assert eta == pytest.approx(42.0 / 100 * 300) and parsed[0].eta_s == pytest.approx(eta)
     assert re.fullmatch(r"Fine-tuning 100/400, loss 0\.3125, \d+ min \d\d s left", parsed[0].message())
     assert parsed[1].overall == pytest.approx(1 - shares["infer"] * 0.75) and parsed[1].loss is None
     assert re.fullmatch(r"Inferring 3/12 frames, \d s left", parsed[1].message())
@@ -181,8 +99,6 @@ def test_progress_lines_of_the_engine_are_parsed():
     assert re.fullmatch(r"Checking plates 50/200 frames, \d s left", parsed[2].message())
     assert parsed[0].overall < parsed[3].overall < parsed[1].overall  # fine-tuning, self-training, inference
     assert re.fullmatch(r"Self-training 50/100, loss 0\.2000, \d+ s left", parsed[3].message())
-    for junk in ("", "osvos-render: 4 frames written", "{", '{"done": 1}', "[1, 2]", '{"stage": "x", "done": "a"}'):
-        assert rp.parse_progress(junk) is None
 
 
 # ------------------------------------------------------------------------------------------------- engine
@@ -235,7 +151,7 @@ def test_real_engine_error_is_reported_with_its_own_message(engine, tmp_path, sm
 def test_real_engine_progress_then_cancel(engine, tmp_path, small_plates, small_mask, tiny_parent):
     """A long fine-tune, cancelled at its first progress line: exit 130, reported as cancelled."""
     cmd = rp.build_command(engine, str(small_plates / "bear.%04d.png"), str(tmp_path / "m.%04d.exr"),
-                           parameters=osvos_manifest.load_manifest().parameters,
+                           parameters=load_manifest().parameters,
                            values={"iterations": 20000, "process_size": 64, "device": "cpu"},
                            mask=str(small_mask), mask_frame=1001, parent=str(tiny_parent))
     seen = []
@@ -249,10 +165,10 @@ def test_real_engine_progress_then_cancel(engine, tmp_path, small_plates, small_
     assert seen[0].stage == "check" and seen[0].total > 0
     tuning = [p for p in seen if p.stage == "finetune"]
     assert tuning and tuning[0].total == 20000 and seen.index(tuning[0]) > 0
-    assert result.returncode == rp.EXIT_INTERRUPTED and result.cancelled
+    assert result.returncode == ExitCode.INTERRUPTED and result.cancelled
     assert result.message.startswith("cancelled")
     assert time.monotonic() - t0 < 120
-    assert rp.frames_on_disk(str(tmp_path / "m.%04d.exr")) == []
+    assert frames_on_disk(str(tmp_path / "m.%04d.exr")) == []
 
 
 def test_cancel_escalates_when_the_engine_ignores_it(tmp_path):

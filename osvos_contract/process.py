@@ -1,22 +1,19 @@
-"""Running ``osvos-render`` from a host: finding it, its command line, its JSON progress, stopping it.
+"""Running ``osvos-render`` from a host: finding it, its command line, its progress, stopping it.
 
-Pure Python (3.9 and later, no bpy, no nuke, no engine import). A host polls a :class:`RenderProcess`
-from its own loop (Blender's modal timer, Nuke's progress thread); :func:`run` is the same polling
-loop for callers that wait (headless Blender, tests), so both paths share every line.
-
-It lives once, in host_adapters/common, for both adapters: Blender's build_zip.py bundles it into the add-on
-(a submodule of the add-on package), Nuke's init.py adds this folder to the plugin path.
+The host half of the contract: Blender and Nuke run Python builds of their own that cannot import the
+engine (numpy and torch versions clash, and an engine crash must not take the host down), so they start
+``osvos-render`` as a process, read its progress records (:mod:`.protocol`) and its exit code. A host
+polls a :class:`RenderProcess` from its own loop (Blender's modal timer, Nuke's progress thread);
+:func:`run` is the same polling loop for callers that wait (headless Blender, tests).
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import math
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -28,25 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .protocol import EXIT_MEANINGS, ExitCode, Progress, parse_progress
+
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "osvos-render"
 ENGINE_ENV = "OSVOS_RENDER"  # path of osvos-render, when it is neither configured nor on PATH
-EXIT_MEANINGS = {
-    0: "done",
-    1: "internal error",
-    2: "usage error",
-    3: "bad input (plates, mask or parameters)",
-    4: "model file error",
-    5: "the mattes could not be written",
-    130: "interrupted (run again to resume; frames already written are kept)",
-}
-EXIT_INTERRUPTED = 130
-STAGE_LABELS = {"check": "Checking plates", "finetune": "Fine-tuning", "selftrain": "Self-training",
-                "infer": "Inferring", "train": "Training"}
-# The stages of a render in order, with the share of the progress bar each takes. Guesses that only
-# shape the bar; a stage that does not run (self-training turned off) is simply skipped over.
-STAGE_SHARES = {"check": 0.05, "finetune": 0.4, "selftrain": 0.1, "infer": 0.45}
 CANCEL_GRACE_S = 20.0  # after a clean-stop request, how long before the process is terminated
 
 
@@ -76,94 +60,6 @@ def find_engine(configured: str = "") -> list[str]:
         f"(pip install osvos-plugin, or make setup in a checkout) and set the path of its {ENGINE_NAME} "
         f"in the add-on/plugin settings or in ${ENGINE_ENV}."
     )
-
-
-# --------------------------------------------------------------------------------------------- patterns
-
-_DIGITS_RE = re.compile(r"(\d+)(?!.*\d)")
-
-
-@dataclass(frozen=True)
-class SequencePattern:
-    """An image sequence as osvos-render takes it: ``pattern`` with a printf token, one frame number."""
-
-    pattern: str
-    frame: int
-    padding: int
-
-
-def sequence_pattern(path: str | os.PathLike) -> SequencePattern:
-    """``/shot/plate.1001.exr`` -> ``/shot/plate.%04d.exr``, frame 1001. The last number in the file name
-    is the frame (the rule Blender and Nuke follow too); ValueError if the name holds none."""
-    path = Path(path)
-    match = _DIGITS_RE.search(path.name)
-    if match is None:
-        raise ValueError(f"{path}: the file name holds no frame number, so it is not an image sequence")
-    digits = match.group(1)
-    token = f"%0{len(digits)}d" if len(digits) > 1 else "%d"
-    name = path.name[: match.start()] + token + path.name[match.end():]
-    return SequencePattern(str(path.with_name(name)), int(digits), len(digits))
-
-
-_TOKEN_RE = re.compile(r"%(0?)(\d*)d(?!.*%0?\d*d)")
-
-
-def printf_pattern(path: str) -> str:
-    """A pattern with its last frame token (``####``, ``@@@@``, ``$F4``) as printf: ``matte.%04d.exr``.
-    The host writes patterns its own way; the adapter lists and formats files with printf."""
-    head, name = os.path.split(str(path))
-    tokens = list(re.finditer(r"#+|@+|\$F(\d*)", name))
-    if not tokens:
-        return str(path)
-    token = tokens[-1]
-    if token.group(0).startswith("$F"):
-        width = int(token.group(1) or 0)
-    else:
-        width = len(token.group(0))
-    printf = f"%0{width}d" if width > 1 else "%d"
-    return os.path.join(head, name[: token.start()] + printf + name[token.end():])
-
-
-def format_frame(pattern: str, frame: int) -> str:
-    """The file of ``frame`` in a printf-style pattern (only the last ``%0Nd`` of the file name counts)."""
-    path = Path(pattern)
-    match = _TOKEN_RE.search(path.name)
-    if match is None:
-        return pattern
-    width = int(match.group(2) or 0)
-    number = str(frame).zfill(width) if match.group(1) else str(frame)
-    return str(path.with_name(path.name[: match.start()] + number + path.name[match.end():]))
-
-
-def frames_on_disk(pattern: str) -> list[int]:
-    """Frame numbers of the files of a printf-style pattern that exist, sorted."""
-    path = Path(pattern)
-    match = _TOKEN_RE.search(path.name)
-    if match is None:
-        return [0] if path.is_file() else []
-    head, tail = path.name[: match.start()], path.name[match.end():]
-    regex = re.compile(re.escape(head) + r"(-?\d+)" + re.escape(tail) + "$")
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        m = regex.match(name)
-        if m and Path(format_frame(pattern, int(m.group(1)))).name == name:
-            found.append(int(m.group(1)))
-    return sorted(found)
-
-
-def matte_pattern(directory: str | os.PathLike, plate: str | os.PathLike, ext: str = "exr",
-                  padding: int = 4) -> str:
-    """Where the mattes of ``plate`` go: ``<directory>/<plate stem>_matte.%04d.exr``."""
-    name = Path(plate).name
-    match = _TOKEN_RE.search(name) or _DIGITS_RE.search(name)
-    stem = name[: match.start()] if match else Path(name).stem
-    stem = stem.rstrip("._-") or "plate"
-    token = f"%0{padding}d" if padding > 1 else "%d"
-    return str(Path(directory) / f"{stem}_matte.{token}.{ext}")
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -235,74 +131,6 @@ def _is_default(p: Any, value: Any) -> bool:
     if p.type == "float":
         return math.isclose(float(value), float(p.default), rel_tol=1e-6, abs_tol=1e-12)
     return value == p.default
-
-
-# ---------------------------------------------------------------------------------------------- progress
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One line of ``osvos-render --progress json``."""
-
-    stage: str
-    done: int
-    total: int
-    fraction: float
-    loss: float | None = None
-    eta_s: float | None = None
-
-    @property
-    def overall(self) -> float:
-        """Fraction of the whole render, fine-tuning then inference, in [0, 1]."""
-        f = min(1.0, max(0.0, self.fraction))
-        if self.stage not in STAGE_SHARES:
-            return f
-        start = 0.0
-        for stage, share in STAGE_SHARES.items():
-            if stage == self.stage:
-                return start + share * f
-            start += share
-        return f
-
-    def message(self) -> str:
-        text = f"{STAGE_LABELS.get(self.stage, self.stage.capitalize())} {self.done}/{self.total}"
-        if self.stage in ("check", "infer"):
-            text += " frames"
-        if self.loss is not None:
-            text += f", loss {self.loss:.4f}"
-        if self.eta_s is not None and self.eta_s > 0:
-            text += f", {_duration(self.eta_s)} left"
-        return text
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def parse_progress(line: str) -> Progress | None:
-    """A :class:`Progress` from one stdout line, or None for anything else (log lines, partial lines)."""
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        rec = json.loads(line)
-        if not isinstance(rec, dict) or "stage" not in rec:
-            return None
-        total = int(rec.get("total") or 0)
-        done = int(rec.get("done") or 0)
-        fraction = rec.get("fraction")
-        fraction = float(fraction) if fraction is not None else (done / total if total else 0.0)
-        loss = rec.get("loss")
-        eta = rec.get("eta_s")
-        return Progress(str(rec["stage"]), done, total, fraction,
-                        None if loss is None else float(loss), None if eta is None else float(eta))
-    except (ValueError, TypeError):
-        return None
 
 
 # ----------------------------------------------------------------------------------------------- process
@@ -449,7 +277,7 @@ def exit_message(code: int, stderr: Sequence[str] = (), cancelled: bool = False)
     """One line for the artist: the engine's ``osvos-render: error: ...`` line when there is one."""
     if code == 0:
         return "done"
-    if cancelled and code in (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM, -9, 1):
+    if cancelled and code in (ExitCode.INTERRUPTED, -signal.SIGINT, -signal.SIGTERM, -9, 1):
         return "cancelled; the mattes written so far are kept (render again to resume)"
     for line in reversed(stderr):
         if "error:" in line:

@@ -1,11 +1,8 @@
-"""plugin.json read by a host adapter, without the engine: the node's controls come from it, never from here.
+"""The node's manifest (plugin.json): inputs, outputs and every parameter with default, range and help.
 
-Pure Python (3.9 and later, no bpy, no nuke, no engine import): Blender and Nuke run Python builds of
-their own that cannot import the engine (numpy and torch versions clash), so the adapters drive
-``osvos-render`` out of process and read the manifest themselves.
-
-It lives once, in host_adapters/common, for both adapters: Blender's build_zip.py bundles it into the add-on
-(a submodule of the add-on package), Nuke's init.py adds this folder to the plugin path.
+The engine's CLI and every host adapter build their controls from it, through this one reader; nothing
+else repeats a default. It looks for plugin.json in ``$OSVOS_PLUGIN_JSON``, inside this package (where
+the wheel, the Blender add-on and a Nuke install put it), then in the folders above (a checkout).
 """
 
 from __future__ import annotations
@@ -18,7 +15,9 @@ from typing import Any
 
 MANIFEST_FILE = "plugin.json"
 MANIFEST_ENV = "OSVOS_PLUGIN_JSON"  # an explicit manifest path wins over every other place
-PARAMETER_TYPES = ("int", "float", "bool", "string", "choice")
+MANIFEST_PATH = Path(__file__).resolve().parent / MANIFEST_FILE  # the one shipped inside this package
+TYPES = {"int": int, "float": float, "bool": bool, "string": str, "choice": str}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class ManifestError(Exception):
@@ -48,6 +47,28 @@ class Parameter:
     def optional(self) -> bool:
         """No default: the engine decides unless the user sets a value (e.g. the mask frame)."""
         return self.default is None
+
+    def validate(self, value: Any) -> Any:
+        """The value converted to the parameter's type, or ValueError naming the parameter and its range."""
+        if value is None:
+            if self.default is None:
+                return None
+            raise ValueError(f"{self.name}: a value is required")
+        if self.type == "bool":
+            if isinstance(value, str):
+                if value.lower() not in _TRUE + _FALSE:
+                    raise ValueError(f"{self.name}: expected a boolean, got {value!r}")
+                value = value.lower() in _TRUE
+            return bool(value)
+        try:
+            value = TYPES[self.type](value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}: expected {self.type}, got {value!r}") from None
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
+        if self.min is not None and value < self.min or self.max is not None and value > self.max:
+            raise ValueError(f"{self.name}: {value} is outside [{self.min}, {self.max}]")
+        return value
 
     def cli_args(self, value: Any) -> list[str]:
         """The command-line words for ``value``: none for None, ``--x``/``--no-x`` for booleans."""
@@ -79,6 +100,17 @@ class Manifest:
                 return p
         raise KeyError(name)
 
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters}
+
+    def resolve(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``values``, each validated; unknown names are an error."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - {p.name for p in self.parameters})
+        if unknown:
+            raise ValueError(f"unknown parameters: {', '.join(unknown)}")
+        return {p.name: p.validate(values.get(p.name, p.default)) for p in self.parameters}
+
     def groups(self) -> list[tuple[str, list[Parameter]]]:
         """Parameters by group, groups in the order they first appear (the panel/tab layout)."""
         out: dict[str, list[Parameter]] = {}
@@ -88,8 +120,8 @@ class Manifest:
 
 
 def manifest_candidates(start: str | os.PathLike | None = None) -> list[Path]:
-    """Where plugin.json is looked for: $OSVOS_PLUGIN_JSON, next to this module (installed add-on or
-    plugin folder), then the folders above it (a checkout of the repository)."""
+    """Where plugin.json is looked for: $OSVOS_PLUGIN_JSON, beside this package (or ``start``), then the
+    folders above it (a checkout of the repository)."""
     here = Path(start) if start is not None else Path(__file__).resolve().parent
     found = [Path(os.environ[MANIFEST_ENV])] if os.environ.get(MANIFEST_ENV) else []
     found.append(here / MANIFEST_FILE)
@@ -100,7 +132,7 @@ def manifest_candidates(start: str | os.PathLike | None = None) -> list[Path]:
 def find_manifest(start: str | os.PathLike | None = None) -> Path:
     candidates = manifest_candidates(start)
     for path in candidates:
-        if path.is_file():
+        if path.is_file() and not _link_stub(path):
             return path
     raise ManifestError(
         "plugin.json not found (looked in " + ", ".join(str(p) for p in candidates) + "); set "
@@ -108,23 +140,37 @@ def find_manifest(start: str | os.PathLike | None = None) -> Path:
     )
 
 
+def _link_stub(path: Path) -> bool:
+    """A git symlink checked out as a plain file (Windows, zip downloads): a few bytes naming its target."""
+    try:
+        return path.stat().st_size < 256 and not path.read_bytes().lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
 def parse_manifest(data: dict, path: str = "") -> Manifest:
-    """A Manifest from plugin.json's decoded JSON, checked enough for an adapter to build controls."""
+    """A Manifest from plugin.json's decoded JSON: every type known, every default valid."""
     where = path or MANIFEST_FILE
     try:
         params = []
         for p in data["parameters"]:
             ptype = p["type"]
-            if ptype not in PARAMETER_TYPES:
+            if ptype not in TYPES:
                 raise ManifestError(f"{where}: parameter {p['name']} has unknown type {ptype!r}")
             choices = tuple(p.get("choices", ()))
             if ptype == "choice" and p.get("default") not in choices:
                 raise ManifestError(f"{where}: parameter {p['name']}: default is not one of its choices")
-            params.append(Parameter(
+            param = Parameter(
                 name=p["name"], label=p.get("label", p["name"]), type=ptype, default=p.get("default"),
                 help=p.get("help", ""), group=p.get("group", ""), min=p.get("min"), max=p.get("max"),
                 choices=choices,
-            ))
+            )
+            if param.default is not None:
+                try:
+                    param.validate(param.default)
+                except ValueError as e:
+                    raise ManifestError(f"{where}: invalid default: {e}") from None
+            params.append(param)
         return Manifest(
             id=data["id"], label=data["label"], version=data["version"],
             description=data.get("description", ""), inputs=tuple(data.get("inputs", ())),
@@ -134,13 +180,29 @@ def parse_manifest(data: dict, path: str = "") -> Manifest:
         raise ManifestError(f"{where}: malformed manifest ({e!r} missing or of the wrong type)") from e
 
 
+_cache: dict[tuple[str, int, int], Manifest] = {}
+
+
 def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
-    """plugin.json from ``path``, or from the first place :func:`manifest_candidates` lists."""
+    """plugin.json from ``path``, or from the first place :func:`manifest_candidates` lists.
+
+    Read once per file version (path and modification time), so a host can call this from its redraw
+    and still sees an edited manifest."""
     path = Path(path) if path is not None else find_manifest()
     try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key in _cache:
+            return _cache[key]
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ManifestError(f"{path}: cannot be read ({e.strerror or e})") from e
     except ValueError as e:
         raise ManifestError(f"{path}: not valid JSON ({e})") from e
-    return parse_manifest(data, str(path))
+    manifest = _cache[key] = parse_manifest(data, str(path))
+    return manifest
+
+
+def default(name: str) -> Any:
+    """The manifest default of one parameter: what library config dataclasses take as theirs."""
+    return load_manifest().parameter(name).default
