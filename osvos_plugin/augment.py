@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imaging import fit_long_side, resize, to_tensor_image, to_tensor_mask
+
 log = logging.getLogger(__name__)
 
 
@@ -31,32 +33,6 @@ class AugmentConfig:
     # ``zoom_max``; the zoom scales in between are spread evenly on a log scale.
     zoom_to: float = 0.0
     zoom_max: float = 4.0
-
-
-def to_tensor_image(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float in [0, 1] -> (1, 3, H, W) float32."""
-    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
-
-
-def to_tensor_mask(mask: np.ndarray) -> torch.Tensor:
-    """(H, W) float in [0, 1] -> (1, 1, H, W) float32."""
-    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
-
-
-def fit_long_side(h: int, w: int, long_side: int) -> tuple[int, int]:
-    """(h, w) scaled so that the longer side is ``long_side`` (aspect kept, at least 16 px each)."""
-    s = long_side / max(h, w)
-    return max(16, round(h * s)), max(16, round(w * s))
-
-
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Area filter when shrinking (no aliasing), bilinear when enlarging."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    shrinking = size[0] < x.shape[-2] and size[1] < x.shape[-1]
-    if shrinking:
-        return F.interpolate(x, size=size, mode="area")
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:

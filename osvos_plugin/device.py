@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from .errors import UsageError
+
 log = logging.getLogger(__name__)
 
 
@@ -18,7 +20,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu or auto.")
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu or auto.")
     if device.type == "cpu":
         configure_cpu_threads()
     return device
@@ -39,7 +41,8 @@ def configure_cpu_threads() -> int:
 
 @functools.cache
 def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 dot products (AVX512-BF16 or AMX): there bf16 is ~2x fp32."""
+    """True where the CPU has native bf16 dot products (AVX512-BF16 or AMX), where bf16 is much faster than
+    fp32 (BENCHMARKS.md)."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()

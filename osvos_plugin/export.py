@@ -14,7 +14,6 @@ The processing size is a plain int attribute, which CatFileCreator can expose as
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -26,6 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import OutputError
+from .files import atomic_write
+from .imaging import fit_long_side, resize
 from .inference import InferenceConfig
 from .network import OSVOS_SIDE_STAGES, SIDE_CHANNELS, InputNorm, OSVOSNet
 
@@ -37,7 +39,7 @@ NUKE_CHANNELS_IN = "rgba.red,rgba.green,rgba.blue"
 NUKE_CHANNELS_OUT = "rgba.alpha"
 
 
-class ExportError(Exception):
+class ExportError(OutputError):
     """The model cannot be exported or the exported file cannot be written; the message says why."""
 
 
@@ -95,13 +97,7 @@ class NukeMatteModel(nn.Module):
         # Nuke hands over scene values: NaN/Inf and super-whites are not what the network was fed.
         x = torch.nan_to_num(x[:, :3], nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
         if self.process_size > 0:
-            s = float(self.process_size) / float(max(h, w))
-            size = [max(16, int(round(h * s))), max(16, int(round(w * s)))]
-            if size[0] != h or size[1] != w:
-                if size[0] < h and size[1] < w:
-                    x = F.interpolate(x, size=size, mode="area")
-                else:
-                    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            x = resize(x, fit_long_side(h, w, self.process_size))
         net_size = [x.shape[2], x.shape[3]]
         y = self.head(self.norm(x))
         logits = self.fuse_bias.to(y.dtype).expand(1, 1, net_size[0], net_size[1])
@@ -145,17 +141,17 @@ def export_torchscript(
         "torch_version": torch.__version__,
         **(metadata or {}),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             torch.jit.save(scripted, str(tmp), _extra_files={EXTRA_FILE: json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch reports unwritable files as RuntimeError
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+
+    try:
+        atomic_write(path, save)
+    except (OutputError, RuntimeError) as e:  # torch reports unwritable files as RuntimeError
+        cause = e.__cause__ if isinstance(e, OutputError) else e
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause).splitlines()[0]
         raise ExportError(f"cannot write {path}: {reason}") from e
     log.info("wrote %s (process size %d)", path, process_size)
     return path

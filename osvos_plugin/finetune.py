@@ -11,25 +11,28 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from osvos_contract.manifest import default
+
 from .augment import AugmentConfig, KeyframeSampler
 from .device import prepare_model, resolve_device, resolve_precision
+from .jobs import CancelFlag, ProgressFn
 from .network import OSVOSNet
-from .training import CancelFlag, OptimConfig, ProgressFn, run_training
+from .training import OptimConfig, run_training
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class FinetuneConfig:
-    """Fine-tuning settings. Defaults fit a 480p shot into about three minutes on a 2-core CPU."""
+    """Fine-tuning settings; the node's parameters default to plugin.json's values, as a render's do."""
 
-    iterations: int = 300
-    learning_rate: float = 1e-4
-    optimizer: str = "adam"
-    seed: int = 0
-    process_size: int = 480  # long side of the scale-1.0 training image
-    device: str = "auto"
-    precision: str = "auto"
+    iterations: int = default("iterations")
+    learning_rate: float = default("learning_rate")
+    optimizer: str = default("optimizer")
+    seed: int = default("seed")
+    process_size: int = default("process_size")  # long side of the scale-1.0 training image
+    device: str = default("device")
+    precision: str = default("precision")
     freeze_stages: int = 1
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object

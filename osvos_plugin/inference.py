@@ -17,26 +17,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import fit_long_side, resize
+from osvos_contract.manifest import default
+
 from .device import prepare_model, resolve_device, resolve_precision
+from .imaging import fit_long_side, resize
+from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .network import OSVOSNet
-from .training import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class InferenceConfig:
-    process_size: int = 480  # long side at which the network runs; 0 = the plate's own size
-    batch_size: int = 2
-    soft: bool = False  # soft matte instead of a hard 0/1 one
+    """Inference settings; the node's parameters default to plugin.json's values, as a render's do."""
+
+    process_size: int = default("process_size")  # long side at which the network runs; 0 = the plate's own size
+    batch_size: int = default("batch_size")
+    soft: bool = default("soft_matte")  # soft matte instead of a hard 0/1 one
     # The class-balanced loss weighs the (rarer) object pixels up, so the network says "object" too
-    # readily: at 0.5 its mattes overshoot (precision 0.75, recall 0.89 on the held-out sequences).
-    # 0.75 was picked by leave-one-sequence-out on those sequences (models/README.md).
-    threshold: float = 0.75
-    flip_average: bool = True  # also segment each frame mirrored and average (twice the time; False: one pass)
-    device: str = "auto"
-    precision: str = "auto"
+    # readily and the default threshold is above 0.5 (why and how it was picked: models/README.md).
+    threshold: float = default("threshold")
+    flip_average: bool = default("flip_average")  # also segment each frame mirrored and average (False: one pass)
+    device: str = default("device")
+    precision: str = default("precision")
 
 
 def recentre(prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -140,7 +143,7 @@ class Segmenter:
             done += len(batch)
             batch.clear()
             if progress is not None:
-                progress(Progress("infer", done, total or done, None, time.monotonic() - t0))
+                progress(Progress.timed("infer", done, total or done, time.monotonic() - t0))
 
         for key, rgb in frames:
             if is_cancelled(cancel):

@@ -138,7 +138,8 @@ class OSVOSNet(nn.Module):
 class HEDContourNet(nn.Module):
     """HED (Xie & Tu, ICCV 2015): a 1-channel 1x1 score on every stage, upsampled and fused.
 
-    Kept as the contour network for boundary snapping; its trunk is also OSVOS's initialisation.
+    Its trunk is OSVOS's initialisation. The contour output is not used by a render: boundary snapping
+    is not implemented (models/README.md says what was tried).
     """
 
     def __init__(self, input_convention: str = "caffe_bgr") -> None:

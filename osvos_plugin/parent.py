@@ -13,14 +13,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .augment import AugmentConfig, augment_pair, resize
+from .augment import AugmentConfig, augment_pair
 from .data.davis import DavisSequence, list_sequences, load_sequence
 from .device import prepare_model, resolve_device, resolve_precision
+from .files import atomic_write
+from .imaging import resize
+from .jobs import CancelFlag, ProgressFn
 from .network import OSVOSNet
-from .training import CancelFlag, OptimConfig, ProgressFn, make_optimizer, run_training, trainable_parameters
+from .training import OptimConfig, make_optimizer, run_training, trainable_parameters
 from .weights import init_osvos, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -125,12 +127,9 @@ def save_training_state(out_dir: Path, model: OSVOSNet, opt: torch.optim.Optimiz
 
     save_checkpoint(model, out_dir / "last.safetensors", provenance=info)
     tensors, meta = _optimizer_to_tensors(opt)
-    tmp = out_dir / ".last.optim.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, out_dir / "last.optim.safetensors")
-    tmp_json = out_dir / ".last.json.tmp"
-    tmp_json.write_text(json.dumps({"step": step, "optimizer": meta, "info": info}))
-    os.replace(tmp_json, out_dir / "last.json")
+    atomic_write(out_dir / "last.optim.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    state = json.dumps({"step": step, "optimizer": meta, "info": info})
+    atomic_write(out_dir / "last.json", lambda tmp: tmp.write_text(state))
 
 
 def train_parent(
@@ -205,9 +204,3 @@ def train_parent(
     final = save_checkpoint(model, out_dir / "parent.safetensors", provenance=info)
     log.info("parent saved to %s", final)
     return final
-
-
-def load_parent_frames(seq: DavisSequence) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rgb float [0,1], mask float [0,1]) pairs of a sequence, for validation."""
-    pairs = zip(seq.frames, seq.masks, strict=True)
-    return [(f.astype(np.float32) / 255, m.astype(np.float32) / 255) for f, m in pairs]

@@ -13,26 +13,31 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
 
+from osvos_contract.manifest import default
+
 from .augment import AugmentConfig, KeyframeSampler
 from .device import prepare_model, resolve_device, resolve_precision
 from .inference import InferenceConfig, Segmenter
+from .jobs import CancelFlag, ProgressFn
 from .network import OSVOSNet
-from .training import CancelFlag, OptimConfig, ProgressFn, run_training
+from .training import OptimConfig, run_training
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
 class SelfTrainConfig:
-    """Self-training settings; 100 iterations add about 40 s to a 480p shot on a 2-core CPU. A render runs it
-    only when asked (plugin.json's ``self_train_iterations``, 0 by default: see models/README.md)."""
+    """Self-training settings. A render runs it only when asked (plugin.json's ``self_train_iterations``, 0 by
+    default: see models/README.md); called directly, it runs its own budget below."""
 
     iterations: int = 100
     learning_rate: float = 5e-5
@@ -41,12 +46,12 @@ class SelfTrainConfig:
     erode: float = 0.006  # both confident regions shrink by this share of the long side (3 px at 480)
     max_unsure: float = 0.25  # a frame with more of its pixels unsure is one the network does not know: skipped
     painted_share: float = 0.5  # share of steps that sample the painted frame(s)
-    seed: int = 0
-    process_size: int = 480
-    device: str = "auto"
-    precision: str = "auto"
+    seed: int = default("seed")
+    process_size: int = default("process_size")
+    device: str = default("device")
+    precision: str = default("precision")
     freeze_stages: int = 1
-    flip_average: bool = True  # for the pseudo-labels' inference, as the render's
+    flip_average: bool = default("flip_average")  # for the pseudo-labels' inference, as the render's
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -61,6 +66,16 @@ def pick_frames(count: int, n: int, exclude: Sequence[int] = ()) -> list[int]:
     # evenly spaced positions in the candidate list, always including the last one
     picks = np.linspace(len(candidates) - 1, 0, count, endpoint=False)[::-1]
     return sorted({candidates[int(round(p))] for p in picks})
+
+
+def frames_to_learn_from(shot: Sequence[T], frame_numbers: Sequence[int], count: int,
+                          painted: Collection[int]) -> list[T]:
+    """The items of ``shot`` (one per frame, ``frame_numbers`` theirs) whose pseudo-labels self-training
+    learns from: ``count`` spread over the whole shot, never a painted frame. The caller passes the whole
+    shot on disk, whatever the frame range, so that every render of a shot (a range, a farm's
+    fine-tune-once step, a resume) trains the same model."""
+    exclude = [i for i, f in enumerate(frame_numbers) if f in painted]
+    return [shot[i] for i in pick_frames(count, len(shot), exclude=exclude)]
 
 
 def pseudo_label(prob: np.ndarray, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.ndarray] | None:

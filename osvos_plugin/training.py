@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,47 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from .device import autocast
+from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .losses import deep_supervision_loss
 from .network import OSVOSNet
 
 log = logging.getLogger(__name__)
-
-
-class Cancelled(Exception):
-    """Raised between steps when the host's cancel flag is set."""
-
-
-@dataclass
-class Progress:
-    """What a progress callback receives."""
-
-    stage: str  # "finetune", "infer", "train"
-    done: int
-    total: int
-    loss: float | None = None
-    elapsed_s: float = 0.0
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
-
-    @property
-    def eta_s(self) -> float | None:
-        if self.done == 0 or self.total == 0:
-            return None
-        return self.elapsed_s / self.done * (self.total - self.done)
-
-
-ProgressFn = Callable[[Progress], None]
-CancelFlag = threading.Event | Callable[[], bool] | None
-
-
-def is_cancelled(cancel: CancelFlag) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 @dataclass
@@ -147,6 +110,6 @@ def run_training(
         if on_step is not None:
             on_step(step, value)
         if progress is not None:
-            progress(Progress(stage, step + 1 - start_step, steps - start_step, ema, time.monotonic() - t0))
+            progress(Progress.timed(stage, step + 1 - start_step, steps - start_step, time.monotonic() - t0, ema))
     model.eval()
     return opt

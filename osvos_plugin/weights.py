@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import ModelError
+from .files import atomic_write
 from .network import INPUT_CONVENTIONS, VGG16_CFG, HEDContourNet, OSVOSNet, conv_names
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ TORCHVISION_VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 TORCHVISION_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 
 
-class WeightsError(Exception):
+class WeightsError(ModelError):
     """A weights file is missing, corrupt or of the wrong kind; the message says which and what to do."""
 
 
@@ -203,7 +205,6 @@ def save_checkpoint(
         "input_convention": model.norm.convention,
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
-    from .io.mattes import atomic_write  # one atomic-write path for every file the project writes
 
     # Temp file, fsync, rename: a killed save never leaves a truncated model; created under the umask, so
     # other users of a render farm can read it.

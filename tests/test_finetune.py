@@ -8,7 +8,7 @@ import torch
 from osvos_plugin.augment import AugmentConfig
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import InferenceConfig, Segmenter
-from osvos_plugin.training import Cancelled
+from osvos_plugin.jobs import Cancelled
 from osvos_plugin.weights import load_checkpoint
 
 SMALL = dict(process_size=128, device="cpu", precision="fp32", learning_rate=1e-4)

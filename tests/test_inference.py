@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from osvos_plugin.inference import InferenceConfig, Segmenter, recentre
-from osvos_plugin.training import Cancelled
+from osvos_plugin.jobs import Cancelled
 from osvos_plugin.weights import load_checkpoint
 
 

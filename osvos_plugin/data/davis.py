@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..imaging import fit_long_side
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RESOLUTION = "480p"
@@ -79,8 +81,8 @@ def load_sequence(
     h, w = first.shape[:2]
     size = None
     if long_side:
-        s = long_side / max(h, w)
-        size = (round(w * s), round(h * s))
+        h, w = fit_long_side(h, w, long_side)
+        size = (w, h)
     with ThreadPoolExecutor(threads) as pool:
         pairs = list(pool.map(lambda n: _read_pair(img_dir / f"{n}.jpg", ann_dir / f"{n}.png", size), names))
     frames = np.stack([p[0] for p in pairs])

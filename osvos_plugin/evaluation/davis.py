@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
+from ..errors import InputError
 from .metrics import DEFAULT_BOUND_TH, as_binary, f_measure, jaccard, statistics
 from .report import EvaluationResult, SequenceResult
 
@@ -56,7 +57,7 @@ DEFAULT_RESOLUTION = "480p"
 PREDICTION_EXTENSIONS = (".png", ".exr")
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(InputError, ValueError):
     """Unusable input: a missing folder or frame, an unreadable file, a size mismatch. Names the file."""
 
     def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:

@@ -119,8 +119,8 @@ def boundary_tolerance(shape: tuple[int, ...], bound_th: float = DEFAULT_BOUND_T
 def disk(radius: int) -> np.ndarray:
     """The official disk structuring element, ``x**2 + y**2 <= r**2`` on integer offsets, as uint8.
 
-    Built by hand because OpenCV's ``MORPH_ELLIPSE`` is a different digital disk: with it F moves by up
-    to 0.02 on DAVIS frames.
+    Built by hand because OpenCV's ``MORPH_ELLIPSE`` is a different digital disk, which changes F
+    (BENCHMARKS.md, "Scoring").
     """
     r = int(radius)
     y, x = np.mgrid[-r : r + 1, -r : r + 1]
@@ -153,8 +153,8 @@ def f_boundary(gt: np.ndarray, pred: np.ndarray, bound_th: float = DEFAULT_BOUND
         precision, recall_ = 0.0, 1.0
     else:
         # Only boundary pixels are ever tested, so dilating inside their bounding box grown by the
-        # radius gives the same matches as dilating the whole frame, several times faster for
-        # small objects (cv2.dilate ignores pixels beyond the crop: its default border is -inf).
+        # radius gives the same matches as dilating the whole frame, and is faster for small objects
+        # (cv2.dilate ignores pixels beyond the crop: its default border is -inf).
         rows = np.flatnonzero(np.any(gt_b | pred_b, axis=1))
         cols = np.flatnonzero(np.any(gt_b | pred_b, axis=0))
         y0, y1 = max(rows[0] - radius, 0), rows[-1] + radius + 1

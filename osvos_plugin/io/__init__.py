@@ -6,10 +6,12 @@ in one clear message (see ``errors``).
 
 from __future__ import annotations
 
+from ..files import atomic_write
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
-from .errors import CheckStopped, FrameProblem, MaskError, OSVOSIOError, OutputError, PlateError
+from .errors import CheckStopped, FrameProblem, MaskError, OutputError, PlateError
+from .keyframes import load_keyframes
 from .masks import read_mask
-from .mattes import MATTE_FORMATS, atomic_write, write_matte
+from .mattes import MATTE_FORMATS, write_matte
 from .plates import (
     Plate,
     PlateInfo,
@@ -21,7 +23,7 @@ from .plates import (
 )
 from .prefetch import AsyncWriter, PrefetchReader
 from .prepared import PreparedPlates
-from .sequence import format_frame_path, has_frame_token, parse_frame_range, resolve_sequence
+from .sequence import format_frame_path, parse_frame_range, resolve_sequence
 from .threads import io_thread_budget
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
     "resolve_sequence",
     "parse_frame_range",
     "format_frame_path",
-    "has_frame_token",
     "read_plate",
     "prepare_plate",
     "read_plate_info",
@@ -38,6 +39,7 @@ __all__ = [
     "validate_plates",
     "CheckStopped",
     "read_mask",
+    "load_keyframes",
     "write_matte",
     "atomic_write",
     "MATTE_FORMATS",
@@ -48,7 +50,6 @@ __all__ = [
     "ColourSettings",
     "auto_colorspace",
     "to_display_srgb",
-    "OSVOSIOError",
     "PlateError",
     "MaskError",
     "OutputError",

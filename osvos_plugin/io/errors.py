@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OSVOSIOError", "PlateError", "MaskError", "OutputError", "FrameProblem", "CheckStopped"]
+from ..errors import Cancelled, InputError, OutputError
+
+__all__ = ["PlateError", "MaskError", "OutputError", "FrameProblem", "CheckStopped"]
 
 
-class OSVOSIOError(Exception):
-    """Base class of every error raised by ``osvos_plugin.io``."""
-
-
-class CheckStopped(OSVOSIOError):
+class CheckStopped(Cancelled):
     """The up-front plate check was asked to stop (a host's cancel); nothing was written."""
 
 
@@ -36,7 +34,7 @@ class FrameProblem:
         return f"{where}: {self.problem}; {self.fix}."
 
 
-class PlateError(OSVOSIOError):
+class PlateError(InputError):
     """A plate (source image or sequence) is missing, unreadable or unusable."""
 
     def __init__(self, message: str, problems: list[FrameProblem] | None = None) -> None:
@@ -44,9 +42,5 @@ class PlateError(OSVOSIOError):
         self.problems: list[FrameProblem] = list(problems or [])
 
 
-class MaskError(OSVOSIOError):
+class MaskError(InputError):
     """The painted mask cannot be used for fine-tuning (wrong size, empty, full, NaN, unreadable)."""
-
-
-class OutputError(OSVOSIOError):
-    """A matte could not be written (bad path, format, disk full, permissions...)."""

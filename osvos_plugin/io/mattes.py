@@ -10,30 +10,28 @@ Formats (``fmt``):
 * ``'rgba'``: the plate's own RGB values (not the sRGB the network saw) with the matte as alpha,
   un-premultiplied, in the format given by the output path's extension (EXR keeps the windows).
 
-Every write goes to a hidden temporary file in the destination directory, is fsync'ed, then renamed
-over the destination with ``os.replace`` (atomic on POSIX and NTFS). A killed render therefore never
-leaves a truncated frame behind (at worst a hidden ``.<name>.<random>.tmp``), and a failing write
-removes its temporary file and leaves any previous frame at that path untouched.
+Every matte is written with ``files.atomic_write``: a killed render never leaves a truncated frame
+behind, and a failing write leaves any previous frame at that path untouched.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import OpenImageIO as oiio
 
-from .errors import OSVOSIOError, OutputError
+from ..errors import OSVOSError
+from ..files import atomic_write
+from .errors import OutputError
 from .plates import Plate, PlateInfo, crop_to_data_window, paste_to_display, read_source_rgb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["write_matte", "atomic_write", "MATTE_FORMATS"]
+__all__ = ["write_matte", "MATTE_FORMATS"]
 
 MatteFormat = Literal["exr", "png8", "png16", "rgba"]
 MATTE_FORMATS: tuple[str, ...] = ("exr", "png8", "png16", "rgba")
@@ -54,65 +52,6 @@ _FORMAT_PREFIXES = {
 _EXTENSIONS = {"exr": (".exr", ".sxr", ".mxr"), "png8": (".png",), "png16": (".png",)}
 
 
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        if directory:
-            return  # not supported here (e.g. Windows): the rename itself is still atomic
-        raise
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not directory:
-            raise
-    finally:
-        os.close(fd)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` for a temporary file next to ``path``, fsync it, then rename it to ``path``.
-
-    On any error (including KeyboardInterrupt) the temporary file is removed and ``path`` is left
-    as it was. OS errors come back as ``OutputError`` naming the destination.
-    """
-    path = Path(path)
-    directory = path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the output directory {directory} for {path.name} ({exc}); check "
-            f"the output path and its permissions."
-        ) from exc
-    tmp = directory / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # some writers (safetensors) make 0600 files: farms need them readable
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            log.warning("could not remove the temporary file %s", tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(
-                f"cannot write {path} ({exc}); check free disk space and permissions of {directory}."
-            ) from exc
-        raise
-    _fsync_path(directory, directory=True)
-    return path
 
 
 def _write_pixels(tmp: Path, format_name: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
@@ -274,7 +213,7 @@ def write_matte(
             format_name, spec, pixels = _plan_rgba(path, matte, like, plate_rgb)
         except OutputError:
             raise
-        except OSVOSIOError as exc:  # the plate could not be re-read
+        except OSVOSError as exc:  # the plate could not be re-read
             raise OutputError(f"cannot write {path}: the plate's RGB could not be re-read ({exc})") from exc
     spec.attribute("Software", "osvos-plugin")
 

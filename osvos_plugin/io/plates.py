@@ -29,6 +29,7 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
+from ..imaging import fit_long_side
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
 from .errors import CheckStopped, FrameProblem, PlateError
 
@@ -201,8 +202,8 @@ def read_channels(
 ) -> np.ndarray:
     """Float32 (h, w, len(indices)) pixels of the data window; a truncated file raises ``error``.
 
-    Half-float channels are read as half and widened here: OIIO's own half-to-float conversion costs
-    ~25 ms for a 1080p RGB plate, torch's ~2 ms (the same values: every half is exact in float32).
+    Half-float channels are read as half and widened here: OIIO's own half-to-float conversion is much
+    slower than torch's (BENCHMARKS.md), and the values are the same (every half is exact in float32).
     """
     lo, hi = min(indices), max(indices) + 1
     formats = list(spec.channelformats) or [spec.format] * spec.nchannels
@@ -225,7 +226,7 @@ def read_channels(
     elif pixels.ndim == 4:  # volumetric: (d, h, w, c) - take the first slice
         pixels = pixels[0]
     if list(indices) == list(range(lo, hi)):
-        return pixels  # already in order: no copy (a 1080p RGB copy costs ~10 ms)
+        return pixels  # already in order: no copy
     return pixels[:, :, [i - lo for i in indices]]
 
 
@@ -356,7 +357,7 @@ def read_plate(
 
     ``max_size``: when the display window's long side is larger, the image is shrunk (area filter, in the
     file's own, usually linear, values) to that long side *before* the colour conversion. The network runs
-    at that size anyway, and converting a ninth of the pixels makes reading a 1080p EXR ~4x cheaper.
+    at that size anyway, and converting far fewer pixels makes reading a large EXR cheaper (BENCHMARKS.md).
     ``Plate.rgb`` is then smaller than ``Plate.info``'s size, which stays the plate's.
 
     ``colorspace`` is 'auto' (per file type, see ``colour.auto_colorspace``), 'linear', 'srgb', 'log',
@@ -389,9 +390,8 @@ def prepare_plate(
         if bad:
             data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
         canvas = paste_to_display(data, info.data_window, info.display_window)
-        s = max_size / max(info.width, info.height)
-        size = (max(16, round(info.width * s)), max(16, round(info.height * s)))
-        rgb = to_display_srgb(cv2.resize(canvas, size, interpolation=cv2.INTER_AREA), space, colour)
+        h, w = fit_long_side(info.height, info.width, max_size)
+        rgb = to_display_srgb(cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA), space, colour)
     else:
         rgb = to_display_srgb(data, space, colour)
         rgb = paste_to_display(rgb, info.data_window, info.display_window)
@@ -505,9 +505,9 @@ def validate_plates(
 
     Finds missing, empty, unreadable and truncated files, display sizes differing from the first
     frame's, and (``check_pixels``) NaN/Inf in the colour channels. Headers are read for every frame;
-    ``check_pixels`` decodes the frames in ``pixel_frames`` (default: all) fully, ~50 ms per
-    1920x1080 ZIP half EXR per core on the dev machine, spread over a thread pool (OIIO releases the
-    GIL while decoding); ``check_pixels=False`` reads headers only (~1 ms a frame). ``prepare(info,
+    ``check_pixels`` decodes the frames in ``pixel_frames`` (default: all) fully, spread over a thread
+    pool (OIIO releases the GIL while decoding); ``check_pixels=False`` reads headers only, far cheaper
+    (timings: BENCHMARKS.md). ``prepare(info,
     rgb)`` receives the decoded RGB of every clean pixel-checked frame (from a pool thread), so a render
     can keep what it needs instead of decoding the shot twice (see ``PreparedPlates``). Returns the
     ``PlateInfo`` of every frame, in order.

@@ -19,7 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import OSVOSIOError, OutputError, PlateError
+from ..errors import OSVOSError
+from .errors import OutputError, PlateError
 from .plates import read_plate
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class PrefetchReader:
             result = future.result()
         except BaseException as exc:
             self.close()
-            if isinstance(exc, OSVOSIOError) and str(path) in str(exc):
+            if isinstance(exc, OSVOSError) and str(path) in str(exc):
                 raise PlateError(f"frame {frame}: {exc}") from exc
             raise PlateError(f"frame {frame} ({path}) could not be read: {exc}") from exc
         self._fill()  # keep `depth` reads in flight while the caller works on this frame
@@ -146,7 +147,7 @@ class AsyncWriter:
                     fn(*args, **kwargs)
                     self.written += 1
                 except BaseException as exc:
-                    if isinstance(exc, OSVOSIOError):
+                    if isinstance(exc, OSVOSError):
                         self._error = exc
                     else:
                         wrapped = OutputError(
@@ -189,6 +190,6 @@ class AsyncWriter:
             return
         try:
             self.close()
-        except OSVOSIOError as writer_error:
+        except OSVOSError as writer_error:
             if writer_error is not exc:
                 log.error("a matte write also failed: %s", writer_error)

@@ -1,15 +1,14 @@
 """Network-ready plates kept on local disk between the up-front check and inference.
 
-A render must decode every frame before fine-tuning, to find NaN pixels and truncated files, and
-again during inference. Decoding a 1920x1080 ZIP half EXR is most of the I/O cost (~50 ms a frame
-on one core), so ``PreparedPlates`` takes the frames the check has just decoded, shrinks and
-colour-converts them as ``read_plate`` would, and spills the result (float32 at the processing size:
-1.6 MB for 480x270) to a private temporary directory. Inference then loads each frame (0.2 ms on the
-dev machine), and its file is deleted once read. Memory does not grow with the shot: nothing is kept
-in RAM but each frame's header. When the disk budget is spent, or the disk refuses a write, the
-remaining frames are simply read from the plates again. A temporary directory on a memory-backed
-file system (tmpfs, the default /tmp of some distributions) would hold the frames in RAM after all,
-so there nothing is kept unless the caller asks for that directory explicitly.
+A render must decode every frame before fine-tuning, to find NaN pixels and truncated files, and again during
+inference. Decoding a 1920x1080 ZIP half EXR is most of the I/O cost (BENCHMARKS.md), so ``PreparedPlates``
+takes the frames the check has just decoded, shrinks and colour-converts them as ``read_plate`` would, and
+spills the result (float32 at the processing size) to a private temporary directory. Inference then loads each
+frame, far cheaper than decoding it, and its file is deleted once read. Memory does not grow with the shot:
+nothing is kept in RAM but each frame's header. When the disk budget is spent, or the disk refuses a write,
+the remaining frames are simply read from the plates again. A temporary directory on a memory-backed file
+system (tmpfs, the default /tmp of some distributions) would hold the frames in RAM after all, so there
+nothing is kept unless the caller asks for that directory explicitly.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PreparedPlates"]
 
-DEFAULT_BUDGET = 4 << 30  # bytes: ~2,700 frames at 480x270
+DEFAULT_BUDGET = 4 << 30  # bytes (4 GiB: 480x270x3 float32 frames take 1.5 MiB each)
 _FREE_MARGIN = 1 << 30  # never fill the temporary disk closer than this
 _MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
 

@@ -1,18 +1,12 @@
 """Frame patterns and frame ranges: which files make up a shot.
 
-Patterns (the frame token is looked for in the file name, never in the directory):
+Patterns (``plate.####.exr``, ``plate.%04d.exr``, ``plate.@.exr``, ``plate.$F4.exr``) follow the rules of
+``osvos_contract.patterns``, which the hosts share. Besides those:
 
-* ``plate.####.exr``  one ``#`` per digit (Nuke style: ``####`` = 4 digits, ``#`` = unpadded)
-* ``plate.@@@@.exr``  the same with ``@``; ``plate.@.exr`` = unpadded
-* ``plate.%04d.exr``  printf style; ``%d`` = unpadded
-* ``plate.$F4.exr``   Houdini style; ``$F`` = unpadded
 * ``plate.1001.exr``  a plain file (its number is its frame), or ``plate.exr`` (frame 1)
 * ``/shots/plate/``   a directory holding exactly one numbered image sequence (e.g. DAVIS ``00000.jpg``)
 
 Ranges are parsed by ``fileseq``: ``1001-1100``, ``1-100x2``, ``1001,1005-1010``, ``1-100:3``...
-
-A padded token matches exactly that many digits (``####`` matches ``0007`` and ``10001``, the way
-Nuke writes them, not ``7``), so a frame found on disk and the path formatted for it always agree.
 """
 
 from __future__ import annotations
@@ -24,6 +18,8 @@ from pathlib import Path
 
 import fileseq
 
+from osvos_contract.patterns import format_frame, scan_frames, split_token
+
 from .errors import PlateError
 
 log = logging.getLogger(__name__)
@@ -32,12 +28,9 @@ __all__ = [
     "parse_frame_range",
     "format_frame_path",
     "resolve_sequence",
-    "has_frame_token",
     "IMAGE_EXTENSIONS",
 ]
 
-# Last frame token of a file name: #### / @@@@ / %04d %d %4d / $F4 $F
-_TOKEN_RE = re.compile(r"#+|@+|%0?\d*d|\$F\d*")
 _TRAILING_NUMBER_RE = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)$")
 
 #: File extensions treated as images when a directory is given (lower case, with the dot).
@@ -94,61 +87,13 @@ def parse_frame_range(spec: str) -> list[int]:
     return frames
 
 
-def _split_token(pattern: str | os.PathLike) -> tuple[Path, str, str, int] | None:
-    """(directory, text before the token, text after it, padding) or None when there is no token."""
-    path = Path(pattern)
-    name = path.name
-    matches = list(_TOKEN_RE.finditer(name))
-    if not matches:
-        return None
-    token = matches[-1]
-    padding = int(fileseq.getPaddingNum(token.group(0), pad_style=fileseq.PAD_STYLE_HASH1))
-    return path.parent, name[: token.start()], name[token.end() :], max(1, padding)
-
-
-def has_frame_token(pattern: str | os.PathLike) -> bool:
-    """Whether the file name holds a frame token (####, @, %04d, $F4)."""
-    return _split_token(pattern) is not None
-
-
-def _digits(frame: int, padding: int) -> str:
-    sign = "-" if frame < 0 else ""
-    return sign + str(abs(frame)).zfill(padding)
-
-
 def format_frame_path(pattern: str | os.PathLike, frame: int) -> Path:
     """The file of ``frame`` for a pattern such as ``out.####.exr``.
 
     A pattern without a token is returned unchanged (a single-file source or output); callers that
     write several frames detect that by the repeated path.
     """
-    parts = _split_token(pattern)
-    if parts is None:
-        return Path(pattern)
-    directory, before, after, padding = parts
-    return directory / f"{before}{_digits(int(frame), padding)}{after}"
-
-
-def _scan(directory: Path, before: str, after: str, padding: int) -> list[tuple[int, Path]]:
-    """Frames on disk matching ``before<digits>after`` with exactly the padding the pattern writes."""
-    if not directory.is_dir():
-        raise PlateError(
-            f"directory {directory} of the plate pattern does not exist; check the path (and that the "
-            f"storage is mounted on this machine)."
-        )
-    regex = re.compile(re.escape(before) + r"(-?\d+)" + re.escape(after) + r"\Z")
-    found: list[tuple[int, Path]] = []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            m = regex.match(entry.name)
-            if not m:
-                continue
-            frame = int(m.group(1))
-            if _digits(frame, padding) != m.group(1):
-                continue  # e.g. plate.7.exr for a #### pattern: another sequence
-            found.append((frame, directory / entry.name))
-    found.sort(key=lambda item: item[0])
-    return found
+    return Path(format_frame(pattern, frame))
 
 
 def _directory_pattern(directory: Path) -> str:
@@ -201,16 +146,20 @@ def resolve_sequence(pattern: str | os.PathLike, frames: str | None = None) -> l
         log.debug("directory %s resolved to %s", path, resolved)
         return resolve_sequence(resolved, frames)
 
-    parts = _split_token(path)
-    if parts is not None:
-        directory, before, after, padding = parts
+    token = split_token(path)
+    if token is not None:
         if requested is not None:
             return [(f, format_frame_path(path, f)) for f in requested]
-        found = _scan(directory, before, after, padding)
+        if not token.directory.is_dir():
+            raise PlateError(
+                f"directory {token.directory} of the plate pattern does not exist; check the path (and that the "
+                f"storage is mounted on this machine)."
+            )
+        found = scan_frames(path)
         if not found:
             raise PlateError(
-                f"no frames found for {path} (looked in {directory} for "
-                f"{before}{'#' * padding}{after}); check the pattern, its padding "
+                f"no frames found for {path} (looked in {token.directory} for "
+                f"{token.before}{'#' * token.padding}{token.after}); check the pattern, its padding "
                 f"(#### = 4 digits, # or @ = unpadded) and the extension."
             )
         return found

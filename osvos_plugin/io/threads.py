@@ -2,8 +2,8 @@
 
 On a CPU render torch's intra-op threads already keep every core busy. OpenImageIO, the OpenEXR codec
 under it and OpenCV each keep a pool as wide as the machine, so a background read or write would put
-three more pools on the same cores. With one thread each, a 200-frame 1080p EXR render peaked ~70 MiB
-lower and took the same time (BENCHMARKS.md): on 2 cores the decode/encode CPU time cannot hide either way.
+three more pools on the same cores. With one thread each a render uses less memory in the same time
+(BENCHMARKS.md): on few cores the decode/encode CPU time cannot hide either way.
 """
 
 from __future__ import annotations
