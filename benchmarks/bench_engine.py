@@ -95,7 +95,7 @@ def main() -> None:
 
 
 def _seconds(t: float) -> str:
-    """Three significant digits: 0.432 on a CPU, 0.00412 on a GPU (three decimals would print 0.004)."""
+    """Three significant digits, so that GPU timings of a few ms are not rounded to 0.004 as three decimals would."""
     return f"{t:#.3g}" if t < 1 else f"{t:.2f}"
 
 

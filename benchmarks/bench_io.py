@@ -148,21 +148,18 @@ def child_render(workdir: Path, n: int) -> dict:
 
 
 def child_network(workdir: Path, n: int) -> dict:
-    from osvos_plugin.inference import InferenceConfig, Segmenter
+    from osvos_plugin.inference import Segmenter
     from osvos_plugin.io import read_plate
-    from osvos_plugin.manifest import load_manifest
+    from osvos_plugin.settings import RenderSettings
     from osvos_plugin.weights import load_checkpoint
 
-    p = load_manifest().resolve(PARAMS)
+    s = RenderSettings.resolve(PARAMS)
     # As the render: the plate comes in shrunk to the processing size, the matte goes out at plate size.
-    rgb = read_plate(plate_path(workdir, FIRST_FRAME), frame=FIRST_FRAME, colorspace=p["input_colorspace"],
-                     max_size=p["process_size"]).rgb
+    rgb = read_plate(plate_path(workdir, FIRST_FRAME), frame=FIRST_FRAME, colorspace=s.input_colorspace,
+                     max_size=s.process_size).rgb
     model, _ = load_checkpoint(workdir / CHECKPOINT, expect="osvos-vgg16")
     t = time.monotonic()  # as render's inference stage: Segmenter set-up, then the stream
-    segmenter = Segmenter(model, InferenceConfig(
-        process_size=p["process_size"], batch_size=p["batch_size"], soft=p["soft_matte"],
-        threshold=p["threshold"], flip_average=p["flip_average"], device=p["device"], precision=p["precision"],
-    ))
+    segmenter = Segmenter(model, s.inference())
     done = sum(1 for _ in segmenter.stream(((i, rgb) for i in range(n)), total=n, out_size=(HEIGHT, WIDTH)))
     return {"frames": done, "network_s": time.monotonic() - t}
 
@@ -170,13 +167,12 @@ def child_network(workdir: Path, n: int) -> dict:
 def child_read(workdir: Path, n: int) -> dict:
     """Reading as the render reads: the up-front check decodes and prepares, then the reader loads."""
     from osvos_plugin.io import PrefetchReader, PreparedPlates, validate_plates
-    from osvos_plugin.manifest import load_manifest
+    from osvos_plugin.settings import RenderSettings
 
-    p = load_manifest().resolve(PARAMS)
+    s = RenderSettings.resolve(PARAMS)
     frames = [(FIRST_FRAME + i, plate_path(workdir, FIRST_FRAME + i)) for i in range(n)]
     t = time.monotonic()
-    with PreparedPlates([f for f, _ in frames], colorspace=p["input_colorspace"],
-                        max_size=p["process_size"]) as prepared:
+    with PreparedPlates([f for f, _ in frames], colorspace=s.input_colorspace, max_size=s.process_size) as prepared:
         validate_plates(frames, prepare=prepared.add)
         t_check = time.monotonic() - t
         done = sum(1 for _ in PrefetchReader(frames, prepared.read, workers=1))
@@ -185,9 +181,9 @@ def child_read(workdir: Path, n: int) -> dict:
 
 def child_write(workdir: Path, n: int) -> dict:
     from osvos_plugin.io import read_plate_info, write_matte
-    from osvos_plugin.manifest import load_manifest
+    from osvos_plugin.settings import RenderSettings
 
-    fmt = load_manifest().resolve(PARAMS)["output_format"]
+    fmt = RenderSettings.resolve(PARAMS).output_format
     infos = [read_plate_info(plate_path(workdir, FIRST_FRAME + i), frame=FIRST_FRAME + i) for i in range(n)]
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
     out_dir = workdir / f"write_{n}"

@@ -26,11 +26,11 @@ import numpy as np
 from osvos_plugin.data.davis import default_davis_root, load_sequence
 from osvos_plugin.evaluation.davis import evaluate_sequence
 from osvos_plugin.finetune import FinetuneConfig, finetune
-from osvos_plugin.inference import InferenceConfig, Segmenter
-from osvos_plugin.manifest import load_manifest
+from osvos_plugin.inference import Segmenter
 from osvos_plugin.models import load_parent
 from osvos_plugin.parent import HELD_OUT
-from osvos_plugin.selftrain import SelfTrainConfig, pick_frames, self_train
+from osvos_plugin.selftrain import frames_to_learn_from, self_train
+from osvos_plugin.settings import RenderSettings
 
 
 def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[int, tuple[object, float]]:
@@ -62,35 +62,27 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
     return out
 
 
-def run(parent_path, root, sequences, budgets, process_size, device, schedule, save_dir=None,
-        flip_average: bool | None = None, self_train_iterations: int | None = None,
-        threshold: float | None = None) -> list[dict]:
+def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedule: str, save_dir=None) -> list[dict]:
+    """Fine-tune and segment each sequence as a render with ``settings`` would, at each budget."""
     parent = load_parent(parent_path)
-    defaults = load_manifest().defaults()
-    flip = defaults["flip_average"] if flip_average is None else flip_average
-    st_iterations = defaults["self_train_iterations"] if self_train_iterations is None else self_train_iterations
-    threshold = defaults["threshold"] if threshold is None else threshold
     rows = []
     for name in sequences:
         seq = load_sequence(root, name)
         rgb0 = seq.frames[0].astype(np.float32) / 255
         mask0 = (seq.masks[0] > 127).astype(np.float32)
-        cfg = FinetuneConfig(learning_rate=defaults["learning_rate"], optimizer=defaults["optimizer"],
-                             process_size=process_size, device=device, schedule=schedule)
+        cfg = replace(settings.finetune(), schedule=schedule)
         models = _finetune_budgets(parent, (rgb0, mask0), budgets, cfg)
         for budget in budgets:
             model, t_ft = models.pop(budget)
             t_st = 0.0
-            if budget > 0 and st_iterations > 0:  # as a render: self-training after fine-tuning
+            if budget > 0 and settings.self_train_iterations > 0:  # as a render: self-training after fine-tuning
                 t = time.perf_counter()
-                picks = pick_frames(defaults["self_train_frames"], len(seq.frames), exclude=[0])
+                n = len(seq.frames)
+                picks = frames_to_learn_from(list(range(n)), list(range(n)), settings.self_train_frames, {0})
                 model = self_train(model, [(rgb0, mask0)], [seq.frames[i].astype(np.float32) / 255 for i in picks],
-                                   SelfTrainConfig(iterations=st_iterations, process_size=process_size, device=device,
-                                                   flip_average=flip))
+                                   settings.self_train())
                 t_st = time.perf_counter() - t
-            seg = Segmenter(model, InferenceConfig(process_size=process_size, device=device,
-                                                   batch_size=defaults["batch_size"], flip_average=flip,
-                                                   threshold=threshold))
+            seg = Segmenter(model, settings.inference())
             t = time.perf_counter()
             frames = ((i, f.astype(np.float32) / 255) for i, f in enumerate(seq.frames))
             preds = [m for _, m in seg.stream(frames)]
@@ -119,8 +111,8 @@ def main() -> None:
     ap.add_argument("--davis-root", type=Path, default=None)
     ap.add_argument("--sequences", default=",".join(HELD_OUT))
     ap.add_argument("--budgets", default="0,50,100,200,500,1000")
-    ap.add_argument("--process-size", type=int, default=load_manifest().defaults()["process_size"])
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
+    ap.add_argument("--device", default=None, help="(default: plugin.json's)")
     ap.add_argument("--schedule", default=FinetuneConfig.schedule, choices=("cosine", "constant"),
                     help="constant: one run per sequence, snapshotted at each budget")
     ap.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
@@ -134,9 +126,12 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budgets = [int(b) for b in args.budgets.split(",")]
-    rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets,
-               args.process_size, args.device, args.schedule, args.save_predictions, args.flip_average,
-               args.self_train_iterations, args.threshold)
+    # what a render runs: the manifest's defaults, overridden where asked
+    asked = {"process_size": args.process_size, "device": args.device, "flip_average": args.flip_average,
+             "self_train_iterations": args.self_train_iterations, "threshold": args.threshold}
+    settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
+    rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
+               args.schedule, args.save_predictions)
     print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
@@ -150,13 +145,9 @@ def main() -> None:
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
-        defaults = load_manifest().defaults()
-        meta = {"process_size": args.process_size, "schedule": args.schedule,
-                "self_train_iterations": defaults["self_train_iterations"] if args.self_train_iterations is None
-                else args.self_train_iterations,
-                "flip_average": defaults["flip_average"] if args.flip_average is None
-                else args.flip_average,
-                "threshold": defaults["threshold"] if args.threshold is None else args.threshold}
+        meta = {"process_size": settings.process_size, "schedule": args.schedule,
+                "self_train_iterations": settings.self_train_iterations, "flip_average": settings.flip_average,
+                "threshold": settings.threshold}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 

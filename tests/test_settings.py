@@ -1,14 +1,18 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from osvos_plugin.manifest import MANIFEST_PATH, load_manifest
+from osvos_contract.manifest import MANIFEST_PATH, ManifestError, load_manifest
+from osvos_plugin.errors import InputError
+from osvos_plugin.settings import RenderSettings
 
 REPO_MANIFEST = MANIFEST_PATH.resolve()
 
 
 def test_package_manifest_is_the_repo_plugin_json():
-    assert REPO_MANIFEST == (MANIFEST_PATH.parents[1] / "plugin.json").resolve()
+    assert REPO_MANIFEST == (Path(__file__).parents[1] / "plugin.json").resolve()
+    assert load_manifest().path and Path(load_manifest().path).resolve() == REPO_MANIFEST
     data = json.loads(REPO_MANIFEST.read_text())
     assert [i["name"] for i in data["inputs"]] == ["Source", "Mask"]
     assert [o["name"] for o in data["outputs"]] == ["Matte"]
@@ -59,27 +63,52 @@ def test_versions_agree():
 
     import osvos_plugin
 
-    pyproject = tomllib.loads((MANIFEST_PATH.parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["version"] == load_manifest().version == osvos_plugin.__version__
 
 
-def test_library_configs_default_to_the_manifest():
-    """Code that calls the engine directly gets what a render gets: the config dataclasses' defaults are
-    plugin.json's for every parameter they share."""
-    from dataclasses import MISSING, fields
+def test_settings_hand_out_the_configs_a_render_uses():
+    s = RenderSettings.resolve({"iterations": "12", "soft_matte": True, "threshold": 0.6, "process_size": 320,
+                                "self_train_iterations": 7, "seed": 3, "flip_average": False})
+    ft, st, inf = s.finetune(), s.self_train(), s.inference()
+    assert (ft.iterations, ft.seed, ft.process_size) == (12, 3, 320)
+    assert (st.iterations, st.seed, st.process_size, st.flip_average) == (7, 3, 320, False)
+    assert (inf.soft, inf.threshold, inf.process_size, inf.flip_average) == (True, 0.6, 320, False)
+    assert inf.batch_size == load_manifest().parameter("batch_size").default
+    record = s.provenance("parent.safetensors", "plate.####.exr", [["m.png", 1001]], [1010, 1020])
+    assert record["iterations"] == 12 and record["self_train_iterations"] == 7
+    assert record["self_train_frames"] == [1010, 1020] and record["keyframes"] == [["m.png", 1001]]
+    assert s.provenance("p", "s", [], [])["self_train_iterations"] == 0  # nothing self-trained
 
+
+def test_settings_are_validated_and_frozen():
+    with pytest.raises(InputError, match="threshold: 1.5 is outside"):
+        RenderSettings.resolve({"threshold": 1.5})
+    with pytest.raises(InputError, match="unknown parameters: nope"):
+        RenderSettings.resolve({"nope": 1})
+    s = RenderSettings.resolve()
+    assert s.as_params() == load_manifest().resolve()
+    with pytest.raises(AttributeError):
+        s.iterations = 3  # frozen: settings are decided once
+
+
+def test_a_parameter_missing_from_the_settings_is_caught(tmp_path, monkeypatch):
+    data = json.loads(REPO_MANIFEST.read_text())
+    data["parameters"].append({"name": "edge_softness", "label": "Edge softness", "type": "float", "default": 0.0,
+                               "min": 0.0, "max": 1.0, "help": "new"})
+    path = tmp_path / "plugin.json"
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv("OSVOS_PLUGIN_JSON", str(path))
+    with pytest.raises(ManifestError, match="edge_softness"):
+        RenderSettings.resolve()
+
+
+def test_library_configs_take_their_defaults_from_the_manifest():
+    """Code that calls the engine directly gets what a render gets."""
     from osvos_plugin.finetune import FinetuneConfig
     from osvos_plugin.inference import InferenceConfig
     from osvos_plugin.selftrain import SelfTrainConfig
 
-    defaults = load_manifest().defaults()
-    renames = {"soft": "soft_matte"}
-    checked = 0
-    for cls in (FinetuneConfig, InferenceConfig):
-        for f in fields(cls):
-            name = renames.get(f.name, f.name)
-            if name in defaults and f.default is not MISSING:
-                assert f.default == defaults[name], f"{cls.__name__}.{f.name}: {f.default!r}, not {defaults[name]!r}"
-                checked += 1
-    assert SelfTrainConfig().flip_average == defaults["flip_average"]
-    assert checked >= 10
+    s = RenderSettings.resolve()
+    assert FinetuneConfig() == s.finetune() and InferenceConfig() == s.inference()
+    assert SelfTrainConfig().flip_average == s.flip_average

@@ -1,0 +1,90 @@
+"""A render's settings: plugin.json's parameters, resolved and validated once, typed.
+
+``RenderSettings.resolve(params)`` overlays what the user set on the manifest's defaults and checks every
+value against its range; the object then hands out the fine-tuning, self-training and inference configs
+and the provenance record of a fine-tuned model, so no other code maps parameter names to configs. A new
+node parameter is a line in plugin.json, a field here, and its use in one of the methods below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from osvos_contract.manifest import ManifestError, load_manifest
+
+from .errors import InputError
+from .finetune import FinetuneConfig
+from .inference import InferenceConfig
+from .selftrain import SelfTrainConfig
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Every plugin.json parameter, by name (their help and ranges are in plugin.json)."""
+
+    mask_frame: int | None
+    frames: str
+    input_colorspace: str
+    iterations: int
+    learning_rate: float
+    optimizer: str
+    self_train_iterations: int
+    self_train_frames: int
+    seed: int
+    process_size: int
+    flip_average: bool
+    soft_matte: bool
+    threshold: float
+    output_format: str
+    device: str
+    precision: str
+    batch_size: int
+
+    @classmethod
+    def resolve(cls, params: dict[str, Any] | None = None) -> RenderSettings:
+        """The manifest's defaults overlaid with ``params`` (plugin.json names), each validated: ValueError
+        naming the parameter otherwise (``InputError``)."""
+        try:
+            values = load_manifest().resolve(params)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        names = {f.name for f in fields(cls)}
+        if set(values) != names:
+            raise ManifestError(
+                f"plugin.json and RenderSettings disagree: {sorted(set(values) ^ names)}; a parameter added to "
+                "one must be added to the other."
+            )
+        return cls(**values)
+
+    def as_params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def finetune(self) -> FinetuneConfig:
+        return FinetuneConfig(
+            iterations=self.iterations, learning_rate=self.learning_rate, optimizer=self.optimizer, seed=self.seed,
+            process_size=self.process_size, device=self.device, precision=self.precision,
+        )
+
+    def self_train(self) -> SelfTrainConfig:
+        return SelfTrainConfig(
+            iterations=self.self_train_iterations, seed=self.seed, process_size=self.process_size,
+            device=self.device, precision=self.precision, flip_average=self.flip_average,
+        )
+
+    def inference(self) -> InferenceConfig:
+        return InferenceConfig(
+            process_size=self.process_size, batch_size=self.batch_size, soft=self.soft_matte,
+            threshold=self.threshold, flip_average=self.flip_average, device=self.device, precision=self.precision,
+        )
+
+    def provenance(self, parent: str, source: str, keyframes: list[list], self_train_frames: list[int]) -> dict:
+        """What a saved fine-tuned model records about how it was made."""
+        cfg = self.finetune()
+        return {
+            "kind": "fine-tuned", "parent": parent, "source": source, "keyframes": keyframes,
+            "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
+            "scales": list(cfg.augment.scales), "zoom_to": cfg.augment.zoom_to, "zoom_max": cfg.augment.zoom_max,
+            "self_train_iterations": self.self_train_iterations if self_train_frames else 0,
+            "self_train_frames": list(self_train_frames),
+        }
