@@ -24,7 +24,7 @@ test: setup blender-setup
 	$(PY) -m pytest -q -rs
 
 demo: setup
-	$(VENV)/bin/osvos-render demo --output-dir demo_out
+	$(VENV)/bin/osvos-demo --output-dir demo_out
 
 lint: setup
 	$(VENV)/bin/ruff check --fix osvos_plugin host_adapters tests benchmarks scripts

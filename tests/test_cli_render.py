@@ -10,8 +10,8 @@ import OpenImageIO as oiio
 import pytest
 
 from osvos_plugin.cli.render import main as render_main
+from osvos_plugin.jobs import Cancelled
 from osvos_plugin.pipeline import Keyframe, RenderJob, render
-from osvos_plugin.training import Cancelled
 
 FAST = ["--iterations", "3", "--process-size", "64", "--device", "cpu", "--precision", "fp32", "--progress", "none"]
 
@@ -208,3 +208,13 @@ def test_self_training_frames_are_recorded_and_checked_on_resume(shot, tiny_pare
         render(job)
     render(replace(job, params={**params, "self_train_iterations": 0}))  # without self-training, 1005 is not read
     assert (shot / "out" / "m.1002.exr").exists()
+
+
+def test_a_plate_folder_named_demo_is_rendered(shot, tiny_parent, monkeypatch, capsys):
+    """``osvos-demo`` is its own command, so ``osvos-render demo`` is a render of the folder ``demo``."""
+    (shot / "plate").rename(shot / "demo")
+    monkeypatch.chdir(shot)
+    assert render_main(["demo", "--mask", "roto.png", "--mask-frame", "1001", "-o", "out/m.####.exr",
+                        "--parent", str(tiny_parent), *FAST]) == 0
+    assert sorted(p.name for p in (shot / "out").iterdir()) == [f"m.{f}.exr" for f in range(1001, 1006)]
+    assert "5 frames written" in capsys.readouterr().out

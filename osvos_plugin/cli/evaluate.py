@@ -10,32 +10,29 @@ size mismatch: the message names the file), 5 a result file could not be written
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+import threading
 
-from ..evaluation import (
-    DEFAULT_BOUND_TH,
-    DEFAULT_RESOLUTION,
-    EvaluationInputError,
-    evaluate_folder,
-    read_split,
-)
+from osvos_contract.protocol import ExitCode
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 5, 130
-log = logging.getLogger("osvos_plugin.cli.evaluate")
+from ..errors import UsageError
+from ..evaluation import DEFAULT_BOUND_TH, DEFAULT_RESOLUTION, evaluate_folder, read_split
+from .runner import epilog, fail, run
+
+PROG = "osvos-eval"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="osvos-eval",
+        prog=PROG,
         description="DAVIS metrics (J region similarity, F boundary measure: mean, recall, decay) of "
         "predicted masks PRED/<seq>/<frame>.png (or .exr mattes) against "
         "ROOT/Annotations/<resolution>/<seq>/<frame>.png. As in the official benchmark the first and last "
         "frames are not scored; overall numbers are means over sequences. PNG predictions are object at >= "
         "half range (>= 128 for 8-bit), EXR at >= 0.5 in A (or the first channel); ground truth is object "
         "where non-zero.",
-        epilog="Exit codes: 0 done, 1 internal error, 2 usage, 3 bad input (missing/unreadable file, size "
-        "mismatch), 5 result file not written, 130 interrupted.",
+        epilog=epilog((0, 1, 2, 3, 5, 130), "Bad input: a missing or unreadable file, a size mismatch; "
+                      "output not written: a result file."),
     )
     parser.add_argument("--davis-root", required=True, metavar="ROOT",
                         help="DAVIS root (holds Annotations/).")
@@ -61,57 +58,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sequences(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str] | None:
+def _sequences(args: argparse.Namespace) -> list[str] | None:
     if args.split:
         return read_split(args.split)
     if args.sequences is not None:
         names = [s.strip() for s in args.sequences.split(",") if s.strip()]
         if not names:
-            parser.error("--sequences: no sequence name given")
+            raise UsageError("--sequences: no sequence name given")
         return names
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.workers < 1:
-            parser.error("--workers must be at least 1")
-        if args.bound_th <= 0:
-            parser.error("--bound-th must be positive")
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-    try:
-        try:
-            sequences = _sequences(args, parser)
-        except SystemExit as exc:
-            return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-        result = evaluate_folder(args.davis_root, args.predictions, sequences, resolution=args.resolution,
-                                 bound_th=args.bound_th, workers=args.workers)
-    except EvaluationInputError as exc:
-        print(f"osvos-eval: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("osvos-eval: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception:  # a farm wants an exit code; the traceback goes to the log
-        log.exception("internal error")
-        return EXIT_INTERNAL
-
+def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
+    if args.workers < 1:
+        return fail(PROG, "--workers must be at least 1", ExitCode.USAGE)
+    if args.bound_th <= 0:
+        return fail(PROG, "--bound-th must be positive", ExitCode.USAGE)
+    result = evaluate_folder(args.davis_root, args.predictions, _sequences(args), resolution=args.resolution,
+                             bound_th=args.bound_th, workers=args.workers)
     print(result.format_table(per_sequence=not args.overall_only))
     for path, write in ((args.json, result.write_json), (args.csv, result.write_csv)):
         if path:
             try:
                 write(path)
             except OSError as exc:
-                print(f"osvos-eval: error: {path}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-                return EXIT_OUTPUT
+                return fail(PROG, f"{path}: cannot write ({exc.strerror or exc})", ExitCode.OUTPUT)
             print(f"wrote {path}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser(), _main, argv, interrupted="interrupted", log_format="%(levelname)s %(name)s: %(message)s")
 
 
 if __name__ == "__main__":

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TextIO
 
-from ..training import Progress
+from osvos_contract.protocol import Progress, stage
 
 
 class ProgressPrinter:
-    """Callable progress sink. ``json`` prints one object per update on stdout, for host adapters:
-    ``{"stage": "finetune", "done": 10, "total": 400, "fraction": 0.025, "loss": 0.31, "eta_s": 120.0}``.
-    ``auto`` is a bar on a terminal (stderr) and silence otherwise.
+    """Callable progress sink. ``json`` prints the contract's progress record, one per update on stdout,
+    for host adapters and farms (``osvos_contract.protocol.Progress.to_json``). ``auto`` is a bar on a
+    terminal (stderr) and silence otherwise.
     """
 
     def __init__(self, mode: str = "auto", stream: TextIO | None = None) -> None:
@@ -24,20 +23,14 @@ class ProgressPrinter:
 
     def __call__(self, p: Progress) -> None:
         if self.mode == "json":
-            rec = {"stage": p.stage, "done": p.done, "total": p.total, "fraction": round(p.fraction, 4),
-                   "loss": None if p.loss is None else round(p.loss, 5),
-                   "eta_s": None if p.eta_s is None else round(p.eta_s, 1)}
-            print(json.dumps(rec), file=sys.stdout, flush=True)
+            print(p.to_json(), file=sys.stdout, flush=True)
         elif self.mode == "bar":
             from tqdm import tqdm
 
             bar = self._bars.get(p.stage)
             if bar is None:
-                labels = {"check": "checking plates", "finetune": "fine-tuning", "selftrain": "self-training",
-                          "infer": "inferring", "train": "training"}
-                unit = "frame" if p.stage in ("check", "infer") else "it"
-                bar = self._bars[p.stage] = tqdm(total=p.total, desc=labels.get(p.stage, p.stage), unit=unit,
-                                                 file=self.stream)
+                s = stage(p.stage)
+                bar = self._bars[p.stage] = tqdm(total=p.total, desc=s.label.lower(), unit=s.unit, file=self.stream)
             bar.update(p.done - bar.n)
             if p.loss is not None:
                 bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from ..data.davis import default_davis_root
+from ..errors import InputError
 from ..parent import HELD_OUT, ParentConfig, train_parent
-from ..training import Cancelled
-from ..weights import WeightsError
 from .progress import ProgressPrinter
+from .runner import add_progress_argument, epilog, run
 
 
 def _at_least(low: float, kind: type = int):
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="osvos-train-parent",
         description="Train the OSVOS parent network (generic foreground) on DAVIS-layout sequences. "
         "Resumes from OUT/last.* when present.",
+        epilog=epilog((0, 1, 2, 3, 4, 130)),
     )
     p.add_argument("--davis-root", type=Path, default=None,
                    help="DAVIS root (JPEGImages/480p, Annotations/480p). Default: $OSVOS_DAVIS_ROOT or "
@@ -63,13 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision)
     p.add_argument("--checkpoint-every", type=_at_least(1), default=d.checkpoint_every)
     p.add_argument("--no-resume", action="store_true", help="Start afresh even if OUT holds a checkpoint.")
-    p.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto")
+    add_progress_argument(p)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
     root = args.davis_root or default_davis_root()
     exclude = tuple(x for x in args.exclude.split(",") if x) + (HELD_OUT if args.hold_out else ())
     cfg = ParentConfig(
@@ -82,21 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     printer = ProgressPrinter(args.progress)
     try:
-        final = train_parent(root, args.out, cfg, resume=not args.no_resume, progress=printer)
-    except FileNotFoundError as e:
-        print(f"osvos-train-parent: {e}", file=sys.stderr)
-        return 3
-    except WeightsError as e:
-        print(f"osvos-train-parent: {e}", file=sys.stderr)
-        return 4
-    except (KeyboardInterrupt, Cancelled):
-        print("osvos-train-parent: interrupted; run the same command again to resume from the last checkpoint.",
-              file=sys.stderr)
-        return 130
+        final = train_parent(root, args.out, cfg, resume=not args.no_resume, progress=printer, cancel=cancel)
+    except FileNotFoundError as e:  # the DAVIS root or a sequence of it
+        raise InputError(str(e)) from None
     finally:
         printer.close()
     print(f"parent network written to {final}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser(), _main, argv, log_format="%(message)s", quiet_level=logging.INFO,
+               interrupted="interrupted; run the same command again to resume from the last checkpoint.")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""The one CLI runner: every command turns what happened into the contract's exit code and one line."""
+
+import argparse
+import logging
+
+import pytest
+import torch
+
+from osvos_contract.protocol import EXIT_CODES, ExitCode
+from osvos_plugin.cli.runner import run
+from osvos_plugin.errors import Cancelled, InputError, ModelError, OSVOSError, OutputError, UsageError
+from osvos_plugin.io import MaskError, PlateError
+from osvos_plugin.weights import WeightsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="osvos-test")
+    p.add_argument("--n", type=int, default=0)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _raising(exc: BaseException):
+    def body(args, cancel):
+        raise exc
+    return body
+
+
+@pytest.mark.parametrize("exc,code", [
+    (UsageError("no GPU"), 2), (InputError("bad plate"), 3), (PlateError("frame 3 missing"), 3),
+    (MaskError("mask empty"), 3), (WeightsError("corrupt"), 4), (ModelError("corrupt"), 4),
+    (OutputError("disk full"), 5), (OSVOSError("something"), 1),
+])
+def test_an_engine_error_exits_with_its_code_and_one_line(exc, code, capsys):
+    assert run(_parser(), _raising(exc), []) == code == exc.exit_code
+    err = capsys.readouterr().err
+    assert err == f"osvos-test: error: {exc}\n"
+
+
+@pytest.mark.parametrize("exc", [Cancelled("stop"), KeyboardInterrupt()])
+def test_a_stop_exits_130_with_the_commands_message(exc, capsys):
+    assert run(_parser(), _raising(exc), [], interrupted="run it again") == 130
+    assert capsys.readouterr().err == "osvos-test: error: run it again\n"
+
+
+def test_anything_else_is_an_internal_error_with_its_traceback_under_verbose(capsys, caplog):
+    assert run(_parser(), _raising(ZeroDivisionError("boom")), []) == 1
+    assert "internal error: ZeroDivisionError('boom') (run with -v" in capsys.readouterr().err
+    with caplog.at_level(logging.ERROR):
+        assert run(_parser(), _raising(ZeroDivisionError("boom")), ["-v"]) == 1
+    assert any(r.exc_info for r in caplog.records)
+
+
+def test_input_errors_are_per_command(capsys):
+    assert run(_parser(), _raising(ValueError("odd")), [], input_errors=(ValueError,)) == 3
+    assert run(_parser(), _raising(ValueError("odd")), []) == 1
+
+
+def test_usage_and_help_return_their_codes_instead_of_exiting(capsys):
+    assert run(_parser(), _raising(AssertionError()), ["--n", "x"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
+    assert run(_parser(), _raising(AssertionError()), ["--help"]) == 0
+    assert run(_parser(), lambda args, cancel: args.n + 7, ["--n", "3"]) == 10
+
+
+def test_every_command_documents_the_contracts_exit_codes(capsys):
+    from osvos_plugin.cli import demo, evaluate, export, render, train_parent
+
+    for module in (render, demo, evaluate, export, train_parent):
+        epilog = module.build_parser().epilog
+        assert epilog.startswith("Exit codes: 0 done, 1 internal error, 2 usage")
+        for code, (short, _) in EXIT_CODES.items():
+            if f" {code} " in epilog:
+                assert f"{code} {short}" in epilog
+    assert ExitCode.INTERRUPTED == 130
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
+def test_a_missing_gpu_is_a_usage_error(tmp_path, capsys):
+    from osvos_plugin.cli.demo import PLATE, TRUTH
+    from osvos_plugin.cli.render import main as render_main
+
+    code = render_main([PLATE, "--mask", TRUTH.replace("####", "1001"), "--frames", "1001-1002", "--device", "cuda",
+                        "--iterations", "1", "-o", str(tmp_path / "m.####.exr"), "--progress", "none"])
+    assert code == 2
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
