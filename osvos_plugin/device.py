@@ -71,6 +71,17 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device.type, dtype=dtype)
 
 
+def shape_varying(device: torch.device) -> contextlib.AbstractContextManager:
+    """For training whose every step has a new input shape (random crops and zooms): on CUDA, cuDNN off.
+
+    cuDNN builds an execution plan for each new shape, which costs far more than the step itself
+    (BENCHMARKS.md, "Fine-tuning on a GPU"); PyTorch's own CUDA convolutions need none. CPUs: no change.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.backends.cudnn.flags(enabled=False)
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Move to ``device`` in channels_last, which oneDNN and cuDNN run faster for VGG convs."""
     return model.to(device=device, memory_format=torch.channels_last)

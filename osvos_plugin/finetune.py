@@ -14,7 +14,7 @@ import torch
 from osvos_contract.manifest import default
 
 from .augment import AugmentConfig, KeyframeSampler
-from .device import prepare_model, resolve_device, resolve_precision
+from .device import prepare_model, resolve_device, resolve_precision, shape_varying
 from .jobs import CancelFlag, ProgressFn
 from .network import OSVOSNet
 from .training import OptimConfig, run_training
@@ -89,9 +89,10 @@ def finetune(
         return model.eval()
     sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
     t0 = time.monotonic()
-    run_training(
-        model, sampler, cfg.iterations, cfg.optim(), device, dtype, stage="finetune", progress=progress, cancel=cancel,
-        on_step=None if on_step is None else lambda step, _loss: on_step(step, model),
-    )
+    with shape_varying(device):
+        run_training(
+            model, sampler, cfg.iterations, cfg.optim(), device, dtype, stage="finetune", progress=progress,
+            cancel=cancel, on_step=None if on_step is None else lambda step, _loss: on_step(step, model),
+        )
     log.info("fine-tuned %d iterations in %.1f s on %s (%s)", cfg.iterations, time.monotonic() - t0, device, dtype)
     return model

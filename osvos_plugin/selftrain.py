@@ -24,7 +24,7 @@ import torch
 from osvos_contract.manifest import default
 
 from .augment import AugmentConfig, KeyframeSampler
-from .device import prepare_model, resolve_device, resolve_precision
+from .device import prepare_model, resolve_device, resolve_precision, shape_varying
 from .inference import InferenceConfig, Segmenter
 from .jobs import CancelFlag, ProgressFn
 from .network import OSVOSNet
@@ -158,7 +158,8 @@ def self_train(
         cfg.painted_share, cfg.seed,
     )
     optim = OptimConfig(learning_rate=cfg.learning_rate, freeze_stages=cfg.freeze_stages)
-    run_training(model, sampler, cfg.iterations, optim, device, dtype, stage="selftrain", progress=progress,
-                 cancel=cancel)
+    with shape_varying(device):
+        run_training(model, sampler, cfg.iterations, optim, device, dtype, stage="selftrain", progress=progress,
+                     cancel=cancel)
     log.info("self-trained %d iterations in %.1f s", cfg.iterations, time.monotonic() - t0)
     return model

@@ -195,3 +195,17 @@ def test_default_fine_tuning_zooms_in_on_a_small_object_only(demo_pair, tiny_par
         with caplog.at_level("INFO", logger="osvos_plugin.augment"):
             finetune(parent, [(rgb, m)], FinetuneConfig(iterations=1, **SMALL))
         assert ("zooming in up to" in caplog.text) == zooms, caplog.text
+
+
+def test_shape_varying_training_turns_cudnn_off_on_cuda_only():
+    """Fine-tuning sees a new input shape at nearly every step; cuDNN would build a plan for each."""
+    import torch
+
+    from osvos_plugin.device import shape_varying
+
+    before = torch.backends.cudnn.enabled
+    with shape_varying(torch.device("cpu")):
+        assert torch.backends.cudnn.enabled == before
+    with shape_varying(torch.device("cuda")):
+        assert torch.backends.cudnn.enabled is False
+    assert torch.backends.cudnn.enabled == before
