@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelError
+from .errors import ModelError, OutputError
 from .files import atomic_write
 from .network import INPUT_CONVENTIONS, VGG16_CFG, HEDContourNet, OSVOSNet, conv_names
 
@@ -206,9 +206,38 @@ def save_checkpoint(
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
 
-    # Temp file, fsync, rename: a killed save never leaves a truncated model; created under the umask, so
-    # other users of a render farm can read it.
-    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    # Temp file, fsync, read back, rename: a killed save or a full disk never leaves a truncated model;
+    # created under the umask, so other users of a render farm can read it.
+    return atomic_write(
+        path,
+        lambda tmp: save_file(state, str(tmp), metadata=meta),
+        lambda tmp: _verify_saved(tmp, path, state, meta),
+    )
+
+
+def _verify_saved(tmp: Path, path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """Raise ``OutputError`` unless ``tmp`` holds ``meta`` and every tensor of ``state``, bit for bit."""
+    from safetensors import safe_open
+
+    problem: str | None = None
+    try:
+        with safe_open(str(tmp), framework="pt") as f:
+            if (f.metadata() or {}) != meta:
+                problem = "its metadata header differs from the one written"
+            elif set(f.keys()) != set(state):
+                problem = "it does not hold the tensors written"
+            else:
+                for name, tensor in state.items():
+                    back = f.get_tensor(name)
+                    if back.dtype != tensor.dtype or back.shape != tensor.shape or not torch.equal(
+                        back.reshape(-1).view(torch.uint8), tensor.reshape(-1).view(torch.uint8)
+                    ):
+                        problem = f"its tensor {name} differs from the one written"
+                        break
+    except Exception as exc:  # safetensors raises its own error type for a truncated or corrupt file
+        problem = f"it cannot be read back ({exc})"
+    if problem:
+        raise OutputError(f"the model {path} did not read back whole after saving: {problem}; check free disk space.")
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> CheckpointInfo:

@@ -82,16 +82,22 @@ def test_png_mattes(tmp_path: Path, img, windowed_plate: Path, fmt: str, dtype: 
     np.testing.assert_allclose(pixels[:, :, 0], matte, atol=tol)
 
 
-def test_rgba_exr_holds_the_original_plate_and_the_matte(tmp_path: Path, img, windowed_plate: Path) -> None:
+def test_rgba_exr_holds_the_original_plate_premultiplied_by_the_matte(
+    tmp_path: Path, img, windowed_plate: Path
+) -> None:
+    """OpenEXR is premultiplied: RGB is the plate's own linear values times the matte."""
     info = read_plate_info(windowed_plate)
-    matte = coded_matte()
+    matte = coded_matte() + 0.5  # no zeros, so the plate's values can be recovered below
+    matte /= matte.max()
     out = write_matte(tmp_path / "rgba.exr", matte, info, "rgba")
     spec, pixels = img.read_raw(out)
     assert spec.channelnames == ("R", "G", "B", "A") and str(spec.format) == "half"
     assert (spec.x, spec.y, spec.width, spec.height) == (10, 5, 30, 20)
-    np.testing.assert_allclose(pixels[0, 0, :3], 3.5)  # original linear value, not sRGB, not clipped
-    np.testing.assert_allclose(pixels[5, 5, :3], 0.18, atol=1e-3)
-    np.testing.assert_allclose(pixels[:, :, 3], matte[5:25, 10:40], atol=2e-3)
+    alpha = matte[5:25, 10:40]
+    np.testing.assert_allclose(pixels[:, :, 3], alpha, atol=2e-3)
+    unpremultiplied = pixels[:, :, :3] / alpha[:, :, None]
+    np.testing.assert_allclose(unpremultiplied[0, 0], 3.5, rtol=2e-3)  # original linear value, not sRGB
+    np.testing.assert_allclose(unpremultiplied[5, 5], 0.18, rtol=2e-3)
 
 
 def test_rgba_png_from_a_plate_object(tmp_path: Path, img) -> None:
@@ -146,8 +152,8 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(
     real_write = mattes_module._write_pixels
     seen: list[Path] = []
 
-    def dies_midway(tmp: Path, format_name, spec, pixels) -> None:
-        real_write(tmp, format_name, spec, pixels)
+    def dies_midway(tmp: Path, *args) -> None:
+        real_write(tmp, *args)
         data = tmp.read_bytes()
         tmp.write_bytes(data[: len(data) // 2])  # half a file on disk, then the process "dies"
         seen.append(tmp)
@@ -171,3 +177,82 @@ def test_write_replaces_an_existing_frame(tmp_path: Path, windowed_plate: Path) 
     write_matte(target, np.ones((48, 64), np.float32), info)
     assert read_mask(target, allow_empty=True)[5:25, 10:40].min() == 1.0
     assert listing(tmp_path) == ["m.exr", "plate.1001.exr"]
+
+
+# --- output conventions ------------------------------------------------------------------------------
+
+
+def test_rgba_exr_is_exactly_the_plate_times_the_matte(tmp_path: Path, img) -> None:
+    """OpenEXR's convention (premultiplied): a Nuke Merge over shows only the object, not the whole plate."""
+    rgb = img.gradient() * 4.0  # scene-linear, above 1 in places
+    plate = img.write(tmp_path / "plate.exr", rgb, "half")
+    matte = np.random.default_rng(0).random((48, 64)).astype(np.float32)
+    matte[:10] = 0.0
+    out = write_matte(tmp_path / "rgba.exr", matte, read_plate_info(plate), "rgba")
+    spec, pixels = img.read_raw(out)
+    stored = rgb.astype(np.float16).astype(np.float32)  # the plate's own (half) values
+    expected = (stored * matte[:, :, None]).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(pixels[:, :, :3], expected)
+    np.testing.assert_array_equal(pixels[:, :, 3], matte.astype(np.float16).astype(np.float32))
+    assert pixels[:10, :, :3].max() == 0.0  # outside the object nothing of the plate is left
+
+
+def test_rgba_png_of_a_linear_plate_holds_srgb_display_values(tmp_path: Path, img) -> None:
+    from osvos_plugin.io import to_display_srgb
+
+    rgb = np.full((48, 64, 3), 0.18, np.float32)
+    rgb[:, 32:] = img.gradient()[:, 32:] * 0.8
+    plate = img.write(tmp_path / "plate.exr", rgb, "float")
+    info = read_plate_info(plate)
+    assert info.colorspace == "linear"
+    matte = np.full((48, 64), 0.5, np.float32)
+    out = write_matte(tmp_path / "rgba.png", matte, info, "rgba")
+    spec, pixels = img.read_raw(out)
+    assert spec.get_string_attribute("oiio:ColorSpace").lower().startswith("srgb")
+    np.testing.assert_allclose(pixels[:, :, :3], to_display_srgb(rgb, "linear"), atol=0.5 / 65535 + 1e-6)
+    assert pixels[0, 0, 0] == pytest.approx(img.srgb(0.18), abs=2e-3)  # linear 0.18 grey is ~0.46 on screen
+    np.testing.assert_allclose(pixels[:, :, 3], 0.5, atol=0.5 / 65535)  # PNG alpha stays unassociated
+
+
+def test_rgba_png_of_an_srgb_plate_passes_its_values_through(tmp_path: Path, img) -> None:
+    source = img.gradient()
+    plate = img.write(tmp_path / "plate.png", source, "uint8")
+    info = read_plate_info(plate)
+    assert info.colorspace == "srgb"
+    out = write_matte(tmp_path / "rgba.png", np.full((48, 64), 0.25, np.float32), info, "rgba")
+    _, pixels = img.read_raw(out)
+    np.testing.assert_allclose(pixels[:, :, :3], source, atol=0.5 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("exr", "m.exr"), ("png16", "m.png"), ("rgba", "m.exr"),
+                                           ("rgba", "m.tif")])
+def test_the_plates_nuke_attributes_are_not_carried(tmp_path: Path, img, fmt: str, name: str) -> None:
+    plate = img.write(
+        tmp_path / "plate.exr",
+        img.gradient(),
+        "half",
+        attrs={"nuke/node_hash": "1a2b3c4d", "Nuke/Version": "15.1v3", "NUKE/full_layer_names": "rgba",
+               "studio:shot": "ab_010"},
+    )
+    info = read_plate_info(plate)
+    assert "nuke/node_hash" in info.metadata  # the plate does have them
+    out = write_matte(tmp_path / name, np.zeros((48, 64), np.float32), info, fmt)
+    spec, _ = img.read_raw(out)
+    names = [p.name for p in spec.extra_attribs]
+    assert not [n for n in names if n.lower().startswith("nuke/")], names
+    if not name.endswith(".tif"):
+        assert spec.get_string_attribute("studio:shot") == "ab_010"  # everything else still is
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("exr", "m.exr"), ("png8", "m.png"), ("png16", "m.png"),
+                                           ("rgba", "m.exr"), ("rgba", "m.png"), ("rgba", "m.tif")])
+def test_every_matte_records_the_engine_version(tmp_path: Path, img, windowed_plate: Path, fmt: str,
+                                                name: str) -> None:
+    from osvos_plugin import __version__
+
+    out = write_matte(tmp_path / name, coded_matte(), read_plate_info(windowed_plate), fmt)
+    spec, _ = img.read_raw(out)
+    assert spec.get_string_attribute("Software") == f"osvos-plugin {__version__}"
+    assert mattes_module.read_matte_metadata(out) == {"version": __version__}
+    if not name.endswith(".tif"):
+        assert spec.get_string_attribute("osvos:version") == __version__
