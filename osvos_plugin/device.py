@@ -9,7 +9,7 @@ import os
 
 import torch
 
-from .errors import UsageError
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu or auto.")
+        raise InputError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu or auto.")
     if device.type == "cpu":
         configure_cpu_threads()
     return device

@@ -1,18 +1,22 @@
 """The one small API where engine, plate I/O and hosts meet: a render job in, a matte sequence out.
 
 ``osvos-render`` and every host adapter describe what to do as a ``RenderJob`` and call ``render``:
-plan (``plan.py``) -> check the plates -> get the model -> write the mattes. Everything that can be
-wrong with the inputs is found before fine-tuning starts; frames already written are kept (resume)
-unless ``overwrite``; each matte is written atomically.
+cheap checks -> plan (``plan.py``) -> lock the output -> check the plates -> get the model -> write the
+mattes. Everything that can be wrong with the inputs is found before fine-tuning starts; frames already
+written are kept (resume) when they are whole and current, unless ``overwrite``; each matte is written
+atomically, read back before it is renamed into place, and records what made it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .device import resolve_device
+from .errors import OutputError
 from .finetune import finetune
 from .inference import Segmenter
 from .io import (
@@ -20,6 +24,8 @@ from .io import (
     PlateInfo,
     PrefetchReader,
     PreparedPlates,
+    check_matte_path,
+    format_frame_path,
     io_thread_budget,
     load_keyframes,
     validate_plates,
@@ -28,10 +34,11 @@ from .io import (
 from .jobs import CancelFlag, Progress, ProgressFn, is_cancelled
 from .models import default_parent_path
 from .network import OSVOSNet
+from .outputs import FINGERPRINT_KEY, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render
 from .selftrain import self_train
 from .settings import RenderSettings
-from .weights import load_checkpoint, save_checkpoint
+from .weights import load_checkpoint, read_checkpoint_info, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +54,36 @@ class RenderSummary:
     infer_s: float
     total_s: float
     outputs: list[Path] = field(default_factory=list)
+    stale: int = 0  # of the written: on disk before, made by another model or other settings
+    incomplete: int = 0  # of the written: on disk before, but not whole
 
     @property
     def fps(self) -> float:
         return self.written / self.infer_s if self.infer_s > 0 else 0.0
 
     def line(self) -> str:
-        return (
+        line = (
             f"{self.written} frames written, {self.skipped} kept, in {self.total_s:.1f} s "
             f"(fine-tune {self.finetune_s:.1f} s, inference {self.infer_s:.1f} s, {self.fps:.2f} fps)"
         )
+        redone = [f"{n} {'was' if n == 1 else 'were'} {why}" for n, why in (
+            (self.stale, "rendered with another model or other settings"),
+            (self.incomplete, "incomplete or unreadable")) if n]
+        return line + (f"; of the frames on disk, {' and '.join(redone)}: rendered again" if redone else "")
 
 
 def render(job: RenderJob, progress: ProgressFn | None = None, cancel: CancelFlag = None) -> RenderSummary:
     """Fine-tune on the keyframes (or load a fine-tuned model), then write a matte for every frame."""
     t0 = time.monotonic()
-    plan = plan_render(job, RenderSettings.resolve(job.params))
+    settings = RenderSettings.resolve(job.params)
+    _check_before_reading(job, settings)
+    plan = plan_render(job, settings)  # reads only; refuses outputs that are inputs
+    with output_lock(job.output):
+        return _render(job, plan, t0, progress, cancel)
+
+
+def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | None,
+            cancel: CancelFlag) -> RenderSummary:
     s = plan.settings
     # The check decodes every frame that will be read anyway, so it keeps them in ``prepared``, shrunk
     # and colour-converted, and neither self-training nor inference decodes the shot a second time.
@@ -77,7 +98,23 @@ def render(job: RenderJob, progress: ProgressFn | None = None, cancel: CancelFla
         written = _write_mattes(plan, model, infos, prepared, progress, cancel) if plan.todo else []
         infer_s = time.monotonic() - t_inf
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
-                         time.monotonic() - t0, written)
+                         time.monotonic() - t0, written, plan.stale, plan.incomplete)
+
+
+def _check_before_reading(job: RenderJob, settings: RenderSettings) -> None:
+    """What costs nothing to check is checked before the plates are read and fine-tuning starts: the
+    device, the model files' headers, the output format against the extension, and that ``--save-model``
+    can be written."""
+    resolve_device(settings.device)
+    read_checkpoint_info(job.load_model if job.load_model is not None else job.parent or default_parent_path())
+    check_matte_path(format_frame_path(job.output, 0), settings.output_format)
+    if job.save_model is not None:
+        folder = Path(os.path.abspath(job.save_model)).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"cannot write the fine-tuned model {job.save_model}: {folder} is not writable; "
+                              "choose another --save-model path.")
 
 
 def _check_plates(plan: RenderPlan, prepared: PreparedPlates, progress: ProgressFn | None,
@@ -103,8 +140,7 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
         return model
     s = plan.settings
     keyframes = load_keyframes(job.source, plan.keyframes, dict(plan.frames), s.input_colorspace, job.resize_mask)
-    parent_path = Path(job.parent) if job.parent else default_parent_path()
-    parent, _ = load_checkpoint(parent_path, expect="osvos-vgg16")
+    parent, _ = load_checkpoint(plan.parent, expect="osvos-vgg16")
     model = finetune(parent, keyframes, s.finetune(), progress=progress, cancel=cancel)
     if plan.self_train_frames:
         # read from ``prepared``; the frames still to render stay there for inference
@@ -113,7 +149,7 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
         model = self_train(model, keyframes, later, s.self_train(), progress=progress, cancel=cancel)
     if job.save_model is not None:
         save_checkpoint(model, job.save_model, provenance=s.provenance(
-            str(parent_path), job.source, [[str(m), f] for m, f in plan.keyframes],
+            str(plan.parent), job.source, [[str(m), f] for m, f in plan.keyframes],
             [f for f, _ in plan.self_train_frames]))
         log.info("fine-tuned model saved to %s", job.save_model)
     return model
@@ -140,6 +176,7 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                                              progress=progress, cancel=cancel, out_size=plate_size):
             out, info = by_frame[plate.info.frame]
             rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
-            writer.submit(write_matte, out, matte, info, s.output_format, rgba_source)
+            writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
+                          metadata={FINGERPRINT_KEY: plan.fingerprint.for_frame(info.path)})
             written.append(out)
     return written

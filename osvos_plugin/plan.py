@@ -1,9 +1,11 @@
 """What a render will do, decided before it does anything: the job a host describes, and its plan.
 
 ``plan_render`` looks at the job, its settings and what is on disk (the plate's frames, the mattes
-already written) and decides once: which frames to render and which to keep (resume), on which frames
-the keyframes were painted (the mask-frame rule), which frames to check and decode, and which frames
-self-training learns from. It writes nothing, so a host or a test can ask what a render would do.
+already written) and decides once: which frames to render and which to keep (resume: a matte is kept
+only when it reads back whole and was made by the same model and settings), on which frames the
+keyframes were painted (the mask-frame rule), which frames to check and decode, and which frames
+self-training learns from. It refuses outputs that are inputs. It writes nothing, so a host or a test
+can ask what a render would do.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io import PlateError, format_frame_path, resolve_sequence
+from . import __version__
+from .io import PlateError, format_frame_path, read_matte_metadata, resolve_sequence
+from .models import default_parent_path
+from .outputs import FINGERPRINT_KEY, Fingerprint, Inputs, model_identity, refuse_overwriting_inputs
 from .selftrain import frames_to_learn_from
 from .settings import RenderSettings
 
@@ -52,6 +57,10 @@ class RenderPlan:
     self_train_frames: list[Frame]  # spread over the whole shot on disk, maybe outside the range
     need_model: bool  # something to render, or a model to save
     fine_tune: bool  # a model is needed and none is loaded
+    fingerprint: Fingerprint  # what made the mattes; each records it, for the frame's plate
+    parent: Path | None = None  # the network fine-tuned, when fine-tuning
+    stale: int = 0  # mattes on disk made by another model or other settings: rendered again
+    incomplete: int = 0  # mattes on disk that do not read back whole: rendered again
 
     @property
     def to_render(self) -> list[Frame]:
@@ -80,28 +89,63 @@ def check_output_pattern(job: RenderJob, frames: list[int]) -> list[Path]:
         raise PlateError(
             f"output {job.output!r} has no frame number token (#### or %04d) but {len(frames)} frames are rendered."
         )
-    sources = {str(format_frame_path(job.source, f)) for f in frames}
-    clash = [str(o) for o in outs if str(o) in sources]
-    if clash:
-        raise PlateError(f"output {clash[0]} is a Source frame: refusing to overwrite the plate.")
     return outs
 
 
 def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     frames = resolve_sequence(job.source, settings.frames or None)
     outputs = check_output_pattern(job, [f for f, _ in frames])
-    todo = [i for i, out in enumerate(outputs) if job.overwrite or not out.exists()]
+    plates = dict(frames)
+    # The mask_frame parameter places the first keyframe; a keyframe without a frame is the range's first.
+    keyframes = []
+    for i, kf in enumerate(job.keyframes):
+        default = settings.mask_frame if i == 0 and settings.mask_frame is not None else frames[0][0]
+        keyframes.append((kf.mask, default if kf.frame is None else kf.frame))
+    parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
+    _refuse_overwriting_inputs(job, frames, outputs, keyframes, parent)
+    fingerprint = Fingerprint.of(__version__, settings.as_params(), model_identity(
+        settings.as_params(), load_model=job.load_model, parent=parent, resize_mask=job.resize_mask,
+        keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes]))
+    todo, stale, incomplete = _resume(job, frames, outputs, fingerprint)
     need_model = bool(todo) or job.save_model is not None
     fine_tune = need_model and job.load_model is None
-    keyframes = []
-    if fine_tune:
-        # The mask_frame parameter places the first keyframe; a keyframe without a frame is the range's first.
-        first = frames[0][0]
-        for i, kf in enumerate(job.keyframes):
-            default = settings.mask_frame if i == 0 and settings.mask_frame is not None else first
-            keyframes.append((kf.mask, default if kf.frame is None else kf.frame))
+    keyframes = keyframes if fine_tune else []
     return RenderPlan(settings, frames, outputs, todo, keyframes,
-                      _self_train_frames(job, settings, frames, {f for _, f in keyframes}), need_model, fine_tune)
+                      _self_train_frames(job, settings, frames, {f for _, f in keyframes}), need_model, fine_tune,
+                      fingerprint, parent if fine_tune else None, stale, incomplete)
+
+
+def _refuse_overwriting_inputs(job: RenderJob, frames: list[Frame], outputs: list[Path],
+                               keyframes: list[tuple[str | os.PathLike, int]], parent: Path | None) -> None:
+    """Outputs are compared with inputs as files, not as spellings (``in/../in/``, symlinked folders)."""
+    inputs = Inputs()
+    inputs.add("mask", [m for m, _ in keyframes])
+    inputs.add("model", [p for p in (parent, job.load_model) if p is not None])
+    # an output that does not exist cannot be a hard link to a plate: the plates' inodes only then
+    inputs.add("plate", [p for _, p in frames], stat=any(o.exists() for o in outputs))
+    inputs.add("plate", [format_frame_path(job.source, f) for _, f in keyframes])
+    refuse_overwriting_inputs(inputs, [("matte", o) for o in outputs])
+    if job.save_model is not None:
+        inputs.add("matte", outputs, stat=False)
+        refuse_overwriting_inputs(inputs, [("fine-tuned model", job.save_model)])
+
+
+def _resume(job: RenderJob, frames: list[Frame], outputs: list[Path],
+            fingerprint: Fingerprint) -> tuple[list[int], int, int]:
+    """(indices to render, how many of them are on disk but stale, how many on disk but not whole)."""
+    todo, stale, incomplete = [], 0, 0
+    for i, out in enumerate(outputs):
+        if job.overwrite or not out.exists():
+            todo.append(i)
+            continue
+        meta = read_matte_metadata(out)
+        if meta is None:
+            incomplete += 1
+            todo.append(i)
+        elif meta.get(FINGERPRINT_KEY) != fingerprint.for_frame(frames[i][1]):
+            stale += 1
+            todo.append(i)
+    return todo, stale, incomplete
 
 
 def _self_train_frames(job: RenderJob, settings: RenderSettings, frames: list[Frame],

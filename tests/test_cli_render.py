@@ -1,6 +1,7 @@
 """osvos-render end to end on real frames of the demo shot, with a small real parent network."""
 
 import json
+import os
 import shutil
 import threading
 from dataclasses import replace
@@ -172,7 +173,9 @@ def test_each_plate_is_decoded_once(shot, tiny_parent, monkeypatch, extra):
 def test_resume_decodes_only_the_frames_it_renders(shot, tiny_parent, capsys):
     assert render_main(_args(shot, tiny_parent)) == 0
     broken = shot / "plate" / "bear.1003.jpg"
-    broken.write_bytes(broken.read_bytes()[:2000])  # header intact, pixels cut short
+    data, st = broken.read_bytes(), broken.stat()
+    broken.write_bytes(data[:2000] + bytes(len(data) - 2000))  # header intact, pixels gone, same size
+    os.utime(broken, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same time: the matte is still current
     assert render_main(_args(shot, tiny_parent)) == 0  # 1003's matte is done: its plate is not read again
     assert "0 frames written, 5 kept" in capsys.readouterr().out
     (shot / "out" / "matte.1003.exr").unlink()
@@ -206,7 +209,8 @@ def test_self_training_frames_are_recorded_and_checked_on_resume(shot, tiny_pare
     (shot / "plate" / "bear.1005.jpg").write_bytes((shot / "plate" / "bear.1005.jpg").read_bytes()[:2000])
     with pytest.raises(PlateError, match="1005"):
         render(job)
-    render(replace(job, params={**params, "self_train_iterations": 0}))  # without self-training, 1005 is not read
+    # without self-training and outside the range, 1005 is not read
+    render(replace(job, params={**params, "self_train_iterations": 0, "frames": "1001-1004"}))
     assert (shot / "out" / "m.1002.exr").exists()
 
 

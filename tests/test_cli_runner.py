@@ -76,12 +76,45 @@ def test_every_command_documents_the_contracts_exit_codes(capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
-def test_a_missing_gpu_is_a_usage_error(tmp_path, capsys):
+def test_a_missing_gpu_is_an_input_error(tmp_path, capsys):
     from osvos_plugin.cli.demo import PLATE, TRUTH
     from osvos_plugin.cli.render import main as render_main
 
     code = render_main([PLATE, "--mask", TRUTH.replace("####", "1001"), "--frames", "1001-1002", "--device", "cuda",
                         "--iterations", "1", "-o", str(tmp_path / "m.####.exr"), "--progress", "none"])
-    assert code == 2
+    assert code == 3
     assert "no CUDA GPU is visible" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_stop_while_starting_is_clean(monkeypatch, capsys):
+    """Ctrl-C or SIGTERM while torch is still being imported: one line and exit 130, no traceback."""
+    import importlib
+
+    from osvos_plugin.cli import entry
+
+    def interrupted_import(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted_import)
+    assert entry.render() == 130
+    assert capsys.readouterr().err == "osvos-render: error: interrupted while starting; nothing was written.\n"
+
+
+def test_the_entry_points_load_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys, osvos_plugin.cli.entry; "
+            "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'OpenImageIO') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_command_has_version(capsys):
+    from osvos_plugin import __version__
+    from osvos_plugin.cli import demo, evaluate, export, render, train_parent
+
+    for module in (render, demo, evaluate, export, train_parent):
+        assert module.main(["--version"]) == 0
+        assert capsys.readouterr().out.strip().endswith(__version__)

@@ -4,20 +4,29 @@ from pathlib import Path
 
 import pytest
 
+from osvos_plugin.errors import InputError
 from osvos_plugin.io import PlateError
 from osvos_plugin.plan import Keyframe, RenderJob, plan_render
 from osvos_plugin.settings import RenderSettings
 
 
+def _fake_matte_reader(path):
+    """Stands in for ``read_matte_metadata``: ``whole <fingerprint>`` reads back whole, anything else not."""
+    text = Path(path).read_text()
+    return {"fingerprint": text.split()[1]} if text.startswith("whole ") else None
+
+
 @pytest.fixture
-def plates(tmp_path) -> Path:
-    """Ten plate files 1001-1010 (the plan only lists them) and mattes already written for 1001 and 1002."""
+def plates(tmp_path, monkeypatch) -> Path:
+    """Ten plate files 1001-1010 (the plan only lists and stats them) and current mattes for 1001 and 1002."""
+    monkeypatch.setattr("osvos_plugin.plan.read_matte_metadata", _fake_matte_reader)
     (tmp_path / "plate").mkdir()
     for f in range(1001, 1011):
         (tmp_path / "plate" / f"p.{f}.png").write_bytes(b"")
     (tmp_path / "out").mkdir()
+    _, plan = _plan(tmp_path)
     for f in (1001, 1002):
-        (tmp_path / "out" / f"m.{f}.exr").write_bytes(b"")
+        (tmp_path / "out" / f"m.{f}.exr").write_text(f"whole {plan.fingerprint.for_frame(plan.frames[f - 1001][1])}")
     return tmp_path
 
 
@@ -38,6 +47,25 @@ def test_resume_keeps_what_is_written_and_overwrite_renders_everything(plates):
     assert len(plan.to_render) == 10
 
 
+def test_resume_keeps_only_whole_mattes_made_the_same_way(plates):
+    (plates / "out" / "m.1003.exr").write_text("whole 0123456789abcdef")  # made by other settings
+    (plates / "out" / "m.1004.exr").write_text("")  # a 0-byte leftover
+    _, plan = _plan(plates)
+    assert [f for f, _ in plan.to_render] == list(range(1003, 1011)) and (plan.stale, plan.incomplete) == (1, 1)
+    _, other = _plan(plates, threshold=0.3)  # a matte-changing parameter: every frame again
+    assert len(other.todo) == 10 and other.stale == 3 and other.fingerprint != plan.fingerprint
+    _, same = _plan(plates, batch_size=1, device="cpu", frames="1001-1002")  # these do not change a matte
+    assert same.todo == [] and same.fingerprint == plan.fingerprint
+    _, corrected = _plan(plates, [Keyframe("roto.png"), Keyframe("fix.png", 1005)])  # a keyframe added
+    assert corrected.fingerprint != plan.fingerprint
+    (plates / "plate" / "p.1002.png").write_bytes(b"re-rendered plate")
+    _, replated = _plan(plates)
+    assert 1 in replated.todo and 0 not in replated.todo  # the frame whose plate changed, and only that one
+    (plates / "plate" / "p.1001.png").write_bytes(b"re-rendered painted frame")
+    _, repainted = _plan(plates)
+    assert 0 in repainted.todo  # the painted frame's plate makes the model: every frame again
+
+
 def test_the_mask_frame_rule_is_applied_once(plates):
     job, plan = _plan(plates, frames="1003-1006")
     assert plan.keyframes == [("roto.png", 1003)]  # no mask frame: the range's first
@@ -48,8 +76,9 @@ def test_the_mask_frame_rule_is_applied_once(plates):
 
 
 def test_nothing_to_fine_tune_without_work_or_with_a_loaded_model(plates):
+    _, plan = _plan(plates)
     for f in range(1003, 1011):
-        (plates / "out" / f"m.{f}.exr").write_bytes(b"")
+        (plates / "out" / f"m.{f}.exr").write_text(f"whole {plan.fingerprint.for_frame(plan.frames[f - 1001][1])}")
     _, plan = _plan(plates)
     assert not plan.todo and not plan.need_model and not plan.fine_tune and plan.keyframes == []
     _, plan = _plan(plates, save_model=str(plates / "shot.safetensors"))
@@ -72,9 +101,9 @@ def test_self_training_frames_come_from_the_whole_shot_whatever_the_range(plates
 
 
 def test_an_output_that_names_the_plates_is_refused(plates):
-    job = RenderJob(str(plates / "plate" / "p.####.png"), str(plates / "plate" / "p.####.png"),
+    job = RenderJob(str(plates / "plate" / "p.####.png"), str(plates / "plate" / ".." / "plate" / "p.####.png"),
                     [Keyframe("roto.png")])
-    with pytest.raises(PlateError, match="is a Source frame"):
+    with pytest.raises(InputError, match="the matte .* is the plate .*: refusing to overwrite an input"):
         plan_render(job, RenderSettings.resolve())
     job = RenderJob(str(plates / "plate" / "p.####.png"), str(plates / "out" / "single.exr"), [Keyframe("r.png")])
     with pytest.raises(PlateError, match="no frame number token"):

@@ -57,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def job_from_args(args: argparse.Namespace) -> RenderJob:
     keyframes = [Keyframe(mask) for mask in args.mask[:1]]
-    try:
-        keyframes += [Keyframe(mask, int(frame)) for frame, mask in args.keyframe]
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    for frame, mask in args.keyframe:
+        try:
+            keyframes.append(Keyframe(mask, int(frame)))
+        except ValueError:
+            raise UsageError(f"--keyframe {frame} {mask}: the frame number {frame!r} is not a whole number; "
+                             "give --keyframe FRAME MASK, e.g. --keyframe 1080 roto.1080.png") from None
     if len(args.mask) > 1:
         raise UsageError("--mask is given more than once: give extra keyframes as --keyframe FRAME MASK")
     return RenderJob(

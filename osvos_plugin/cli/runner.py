@@ -24,10 +24,12 @@ from ..errors import Cancelled, InputError, OSVOSError
 log = logging.getLogger("osvos_plugin.cli")
 
 Body = Callable[[argparse.Namespace, threading.Event], int]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) if hasattr(signal, "SIGTERM") else (signal.SIGINT,)
 
 
 class Interrupt:
-    """First Ctrl-C sets the cancel event (a clean stop between steps or frames); a second one stops at once."""
+    """The first Ctrl-C or SIGTERM (how Deadline, OpenJD and OpenCue cancel a task) sets the cancel event: a
+    clean stop between steps or frames, temporary files removed. A second one stops at once."""
 
     def __init__(self, prog: str, stopping: str = "stopping after the current step") -> None:
         self.prog = prog
@@ -37,7 +39,7 @@ class Interrupt:
 
     def __enter__(self) -> threading.Event:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
         return self.event
 
     def _handle(self, signum, frame) -> None:
@@ -47,8 +49,8 @@ class Interrupt:
         print(f"\n{self.prog}: {self.stopping} (Ctrl-C again to stop now)", file=sys.stderr)
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in (self._old or {}).items():
+            signal.signal(sig, old)
 
 
 def fail(prog: str, message: str, code: int) -> int:
@@ -77,6 +79,9 @@ def run(
     ``input_errors``: further exception types reported as bad input (exit 3) rather than internal errors.
     """
     prog = parser.prog
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed by argparse)

@@ -11,7 +11,7 @@ from .colour import ColourSettings, auto_colorspace, to_display_srgb
 from .errors import CheckStopped, FrameProblem, MaskError, OutputError, PlateError
 from .keyframes import load_keyframes
 from .masks import read_mask
-from .mattes import MATTE_FORMATS, write_matte
+from .mattes import MATTE_FORMATS, check_matte_path, read_matte_metadata, write_matte
 from .plates import (
     Plate,
     PlateInfo,
@@ -41,6 +41,8 @@ __all__ = [
     "read_mask",
     "load_keyframes",
     "write_matte",
+    "read_matte_metadata",
+    "check_matte_path",
     "atomic_write",
     "MATTE_FORMATS",
     "PrefetchReader",

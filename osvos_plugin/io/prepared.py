@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Collection
@@ -53,6 +55,46 @@ def filesystem_type(path: str | os.PathLike) -> str | None:
     return best[1] if best else None
 
 
+_PREFIX = "osvos-plates-"
+
+
+def _owner() -> str:
+    """``<host>-<pid>``: whose folder it is, so that a later render can tell a live one from an orphan."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def remove_orphans(directory: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the plate folders left by renders of this host whose process is gone (killed, power cut);
+    returns what was removed. Folders of other hosts (a shared temp folder) and of live processes stay."""
+    root = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+    host = _owner().rsplit("-", 1)[0]
+    pattern = re.compile(re.escape(_PREFIX + host) + r"-(\d+)-")
+    removed = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m and entry.is_dir() and not _alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                removed.append(entry)
+                log.info("removed %s, left by a render (process %s) that is gone", entry, m.group(1))
+    return removed
+
+
 class PreparedPlates:
     """Frames as the network sees them, decoded once: ``add`` from ``validate_plates``, ``read`` at inference.
 
@@ -77,7 +119,8 @@ class PreparedPlates:
         self.max_size = max_size
         self._wanted = None if frames is None else {int(f) for f in frames}
         self._budget = budget
-        self._dir = Path(tempfile.mkdtemp(prefix="osvos-plates-", dir=directory))
+        remove_orphans(directory)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_owner()}-", dir=directory))
         self._lock = threading.Lock()
         self._kept: dict[int, PlateInfo] = {}
         self._bytes = 0
