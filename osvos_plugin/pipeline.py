@@ -25,7 +25,6 @@ from .io import (
     PrefetchReader,
     PreparedPlates,
     check_matte_path,
-    format_frame_path,
     io_thread_budget,
     load_keyframes,
     validate_plates,
@@ -78,6 +77,7 @@ def render(job: RenderJob, progress: ProgressFn | None = None, cancel: CancelFla
     settings = RenderSettings.resolve(job.params)
     _check_before_reading(job, settings)
     plan = plan_render(job, settings)  # reads only; refuses outputs that are inputs
+    check_matte_path(plan.outputs[0], settings.output_format)
     with output_lock(job.output):
         return _render(job, plan, t0, progress, cancel)
 
@@ -103,11 +103,9 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
 
 def _check_before_reading(job: RenderJob, settings: RenderSettings) -> None:
     """What costs nothing to check is checked before the plates are read and fine-tuning starts: the
-    device, the model files' headers, the output format against the extension, and that ``--save-model``
-    can be written."""
+    device, the model files' headers, and that ``--save-model`` can be written."""
     resolve_device(settings.device)
     read_checkpoint_info(job.load_model if job.load_model is not None else job.parent or default_parent_path())
-    check_matte_path(format_frame_path(job.output, 0), settings.output_format)
     if job.save_model is not None:
         folder = Path(os.path.abspath(job.save_model)).parent
         while not folder.exists() and folder != folder.parent:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .io import PlateError, format_frame_path, read_matte_metadata, resolve_sequence
+from .io import PlateError, check_frames_exist, format_frame_path, read_matte_metadata, resolve_sequence
 from .models import default_parent_path
 from .outputs import FINGERPRINT_KEY, Fingerprint, Inputs, model_identity, refuse_overwriting_inputs
 from .selftrain import frames_to_learn_from
@@ -94,6 +94,7 @@ def check_output_pattern(job: RenderJob, frames: list[int]) -> list[Path]:
 
 def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     frames = resolve_sequence(job.source, settings.frames or None)
+    check_frames_exist(frames)  # a range far beyond the plate fails now, not after the per-frame work below
     outputs = check_output_pattern(job, [f for f, _ in frames])
     plates = dict(frames)
     # The mask_frame parameter places the first keyframe; a keyframe without a frame is the range's first.
@@ -156,7 +157,7 @@ def _self_train_frames(job: RenderJob, settings: RenderSettings, frames: list[Fr
     shot = frames
     if settings.frames:
         try:
-            shot = resolve_sequence(job.source)
+            shot = resolve_sequence(job.source, warn_gaps=False)
         except PlateError:  # a single file, or no frames on disk beyond the range: the range is the shot
             shot = frames
     return frames_to_learn_from(shot, [f for f, _ in shot], settings.self_train_frames, painted)

@@ -127,7 +127,8 @@ ADAPTER_ANNOTATIONS: dict[str, Any] = {
     ),
     "overwrite": BoolProperty(
         name="Render All Frames Again", default=False,
-        description="Render every frame again; otherwise frames already written are kept (resume)",
+        description="Render every frame again. Otherwise a frame already written is kept only when it is whole "
+        "and was made with the same model and settings (resume); the others are rendered again anyway",
     ),
     "wire_compositor": BoolProperty(
         name="Wire Compositor", default=True,

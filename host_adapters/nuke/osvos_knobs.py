@@ -82,7 +82,8 @@ def node_knobs(manifest: Manifest) -> list[KnobSpec]:
                  "", "Where the mattes go (e.g. /shots/x/matte.####.exr); empty: an osvos folder next to the "
                  "Nuke script."),
         KnobSpec("Boolean_Knob", "overwrite", "render all frames again", False,
-                 "Render every frame again; otherwise frames already written are kept (resume).",
+                 "Render every frame again. Otherwise a frame already written is kept only when it is whole "
+                 "and was made with the same model and settings (resume); the others are rendered again anyway.",
                  flags=("STARTLINE",)),
         KnobSpec("PyScript_Knob", "render", "Render", tooltip="Fine-tune on the painted frame and write the "
                  "matte of every frame (runs osvos-render in the background).", flags=("STARTLINE",),

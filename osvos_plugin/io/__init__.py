@@ -15,6 +15,7 @@ from .mattes import MATTE_FORMATS, check_matte_path, read_matte_metadata, write_
 from .plates import (
     Plate,
     PlateInfo,
+    check_frames_exist,
     prepare_plate,
     read_plate,
     read_plate_info,
@@ -37,6 +38,7 @@ __all__ = [
     "read_plate_info",
     "read_source_rgb",
     "validate_plates",
+    "check_frames_exist",
     "CheckStopped",
     "read_mask",
     "load_keyframes",

@@ -8,12 +8,14 @@ with all of them listed.
 
 from __future__ import annotations
 
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import Cancelled, InputError, OutputError
 
-__all__ = ["PlateError", "MaskError", "OutputError", "FrameProblem", "CheckStopped"]
+__all__ = ["PlateError", "MaskError", "OutputError", "FrameProblem", "CheckStopped", "file_kind"]
 
 
 class CheckStopped(Cancelled):
@@ -35,12 +37,47 @@ class FrameProblem:
 
 
 class PlateError(InputError):
-    """A plate (source image or sequence) is missing, unreadable or unusable."""
+    """A plate (source image or sequence) is missing, unreadable or unusable.
 
-    def __init__(self, message: str, problems: list[FrameProblem] | None = None) -> None:
+    ``problems`` holds every bad frame, for programmatic use, even when the message summarises them. It
+    may be given as a function that builds the list: a range of two million missing frames then costs
+    nothing until someone asks for the list.
+    """
+
+    def __init__(
+        self, message: str, problems: list[FrameProblem] | Callable[[], list[FrameProblem]] | None = None
+    ) -> None:
         super().__init__(message)
-        self.problems: list[FrameProblem] = list(problems or [])
+        self._problems = problems if callable(problems) else list(problems or [])
+
+    @property
+    def problems(self) -> list[FrameProblem]:
+        if callable(self._problems):
+            self._problems = list(self._problems())
+        return self._problems
 
 
 class MaskError(InputError):
     """The painted mask cannot be used for fine-tuning (wrong size, empty, full, NaN, unreadable)."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO (named pipe)"...), for messages; None for a regular file.
+
+    Image readers must never open a FIFO or device: opening one blocks or reads forever.
+    """
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            return kind
+    return "not a regular file"

@@ -9,6 +9,10 @@ Which values are the mask:
 * a coloured label image (e.g. a DAVIS palette PNG, object = dark red) uses max(R, G, B) scaled so
   its brightest pixel is 1.0.
 
+An alpha that is empty while the colour channels hold the shape is refused with a message that says so
+(the artist painted in RGB and the paint package saved a transparent alpha); it is not guessed around,
+since a transparent alpha can also be a real, empty matte.
+
 Mask values are data: no colour conversion is applied.
 """
 
@@ -22,7 +26,7 @@ import cv2
 import numpy as np
 
 from .errors import MaskError
-from .plates import choose_subimage, open_image, paste_to_display, pick_channels, read_channels
+from .plates import choose_subimage, open_image, paste_to_display, pick_channels, read_channels, refuse_huge
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +37,26 @@ _UNIFORM = 1e-6
 _GREY_TOLERANCE = 2.0 / 255.0
 
 
-def _mask_values(path: Path) -> np.ndarray:
+def _colour_values(colour: np.ndarray, path: Path) -> np.ndarray:
+    """The mask held by the colour channels (h, w, 3): luminance when grey, else max(R,G,B) by its peak."""
+    spread = np.max(colour, axis=-1) - np.min(colour, axis=-1)
+    if float(spread.max(initial=0.0)) <= _GREY_TOLERANCE:
+        return colour @ _LUMA
+    values = np.max(colour, axis=-1)
+    peak = float(values.max(initial=0.0))
+    if peak > 0.0:
+        values = values / peak
+    log.info("mask %s is coloured: using max(R,G,B) scaled by its peak %.3f", path, peak)
+    return values
+
+
+def _mask_values(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mask's values at display size, and, when they came from the alpha, what the colour channels hold
+    (so an empty alpha over a painted RGB can be told apart from an unpainted mask)."""
     inp = open_image(path, error=MaskError, what="mask")
     try:
         subimage, spec = choose_subimage(inp, path, error=MaskError)
+        refuse_huge(path, spec, error=MaskError, what="mask")
         names = tuple(spec.channelnames)
         rgb_idx, alpha_idx, _ = pick_channels(names, spec.alpha_channel)
         wanted = sorted(set(rgb_idx) | ({alpha_idx} if alpha_idx >= 0 else set()))
@@ -60,18 +80,17 @@ def _mask_values(path: Path) -> np.ndarray:
         alpha_opaque = float(alpha.min()) >= 1.0 - _GREY_TOLERANCE  # uniformly opaque: not a painted alpha
         colour_varies = alpha_idx not in rgb_idx and float(colour.max() - colour.min()) > _UNIFORM
         if not (alpha_opaque and colour_varies):
-            return paste_to_display(alpha, data_window, display_window)
+            other = colour if alpha_idx not in rgb_idx else None
+            return paste_to_display(alpha, data_window, display_window), other
         log.info("mask %s: alpha is opaque everywhere, using the colour channels instead", path)
-    spread = np.max(colour, axis=-1) - np.min(colour, axis=-1)
-    if float(spread.max(initial=0.0)) <= _GREY_TOLERANCE:
-        values = colour @ _LUMA
-    else:
-        values = np.max(colour, axis=-1)
-        peak = float(values.max(initial=0.0))
-        if peak > 0.0:
-            values = values / peak
-        log.info("mask %s is coloured: using max(R,G,B) scaled by its peak %.3f", path, peak)
-    return paste_to_display(values.astype(np.float32), data_window, display_window)
+    values = _colour_values(colour, path)
+    return paste_to_display(values.astype(np.float32), data_window, display_window), None
+
+
+def _holds_shape(values: np.ndarray) -> bool:
+    """Whether mask values have some foreground and some background: a painted object."""
+    foreground = values >= 0.5
+    return bool(foreground.any()) and not bool(foreground.all())
 
 
 def read_mask(
@@ -90,7 +109,15 @@ def read_mask(
     reading back mattes, e.g. to score them).
     """
     path = Path(path)
-    values = _mask_values(path)
+    values, colour = _mask_values(path)
+    if not allow_empty and colour is not None and not _holds_shape(values) and _holds_shape(
+        np.clip(_colour_values(colour, path), 0.0, 1.0)
+    ):
+        state = "empty" if float(values.max(initial=0.0)) < 0.5 else "full (opaque everywhere)"
+        raise MaskError(
+            f"mask {path}: the mask's alpha is {state} but its RGB holds a painted shape; paint into the alpha, "
+            "or save the mask without alpha so its luminance is used."
+        )
     height, width = values.shape
     if expected_size is not None and (width, height) != tuple(expected_size):
         want_w, want_h = int(expected_size[0]), int(expected_size[1])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,8 @@ import torch
 
 from ..imaging import fit_long_side
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
-from .errors import CheckStopped, FrameProblem, PlateError
+from .errors import CheckStopped, FrameProblem, PlateError, file_kind
+from .sequence import format_runs, frame_runs, unique_frames
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,11 @@ __all__ = [
     "read_source_rgb",
     "prepare_plate",
     "validate_plates",
+    "check_frames_exist",
     "paste_to_display",
     "crop_to_data_window",
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIDE",
 ]
 
 Window = tuple[int, int, int, int]  # x, y, width, height
@@ -75,6 +80,23 @@ _ENCODING_ATTRS = frozenset(
 )
 _PREFERRED_LAYERS = ("rgba", "beauty", "combined", "main", "color", "colour")
 _MAX_SUBIMAGES = 256
+
+#: Largest data or display window read, in pixels: 16384x16384. A header claiming more is refused before
+#: any pixel is read: a corrupt or hostile header (a 1 KB EXR whose display window says 60000x60000) would
+#: otherwise have the reader allocate tens of GB. A float RGB buffer at this limit is 3 GiB.
+MAX_IMAGE_PIXELS = 2**28
+#: Longest side of a data or display window read (a 100000x10 strip is no plate either), for the same reason.
+MAX_IMAGE_SIDE = 65536
+_HUGE_FIX = (
+    "the header is probably corrupt: re-render or re-copy the file; if the image really is that large, "
+    "reduce it first (Nuke: Reformat)"
+)
+
+#: Most per-frame problem lines in a ``validate_plates`` message; the rest are summarised as frame ranges.
+MAX_LISTED_PROBLEMS = 20
+_MISSING = "the file does not exist"
+_MISSING_FIX = "render or copy the missing frame, or restrict the frame range to frames that exist"
+_CONFIRM_MISSING = 1000  # up to this many names absent from a listing are stat'ed too (case-insensitive volumes)
 
 
 @dataclass
@@ -114,10 +136,25 @@ class Plate:
 
 
 def open_image(path: str | os.PathLike, *, error=PlateError, what: str = "plate") -> oiio.ImageInput:
-    """Open ``path`` with alpha left un-premultiplied; raise ``error`` naming the file on failure."""
+    """Open ``path`` with alpha left un-premultiplied; raise ``error`` naming the file on failure.
+
+    Only a regular file is opened: opening a FIFO would block until something writes to it.
+    """
     path = Path(path)
-    if not path.exists():
-        raise error(f"{what} {path} does not exist; check the path and the frame number.")
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{what} {path} does not exist; check the path and the frame number.") from None
+    except OSError as exc:
+        raise error(
+            f"{what} {path} cannot be read ({exc.strerror}); check its permissions and that the storage is "
+            "mounted on this machine."
+        ) from None
+    kind = file_kind(mode)
+    if kind is not None:
+        raise error(
+            f"{what} {path} is {kind}, not a regular file; give a regular image file (EXR, DPX, TIFF, PNG or JPEG)."
+        )
     config = oiio.ImageSpec()
     config.attribute("oiio:UnassociatedAlpha", 1)
     inp = oiio.ImageInput.open(str(path), config)
@@ -190,6 +227,28 @@ def choose_subimage(inp: oiio.ImageInput, path: Path, error=PlateError) -> tuple
         raise error(f"{path} holds no flat (non-deep) image; write the plate as a regular image.")
     inp.seek_subimage(best[0], 0)
     return best[0], best[2]
+
+
+def size_problem(spec: oiio.ImageSpec) -> str | None:
+    """What is wrong with the size a header claims (see ``MAX_IMAGE_PIXELS``), or None: read from the header,
+    so a file is refused before its pixels are allocated."""
+    for window, width, height in (
+        ("display window", int(spec.full_width), int(spec.full_height)),
+        ("data window", int(spec.width), int(spec.height)),
+    ):
+        if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+            return (
+                f"its header claims a {width}x{height} {window}, more than this tool reads "
+                f"({MAX_IMAGE_PIXELS} pixels, at most {MAX_IMAGE_SIDE} on a side)"
+            )
+    return None
+
+
+def refuse_huge(path: Path, spec: oiio.ImageSpec, *, error=PlateError, what: str = "plate") -> None:
+    """Raise ``error`` when the header claims an image too large to read (see ``size_problem``)."""
+    problem = size_problem(spec)
+    if problem is not None:
+        raise error(f"{what} {path}: {problem}; {_HUGE_FIX}.")
 
 
 def read_channels(
@@ -318,6 +377,7 @@ def read_plate_info(path: str | os.PathLike, frame: int | None = None) -> PlateI
     inp = open_image(path)
     try:
         subimage, spec = choose_subimage(inp, path)
+        refuse_huge(path, spec)
         return _info(path, frame, inp, subimage, spec)
     finally:
         inp.close()
@@ -328,6 +388,7 @@ def _read_raw(path: Path, frame: int | None) -> tuple[PlateInfo, np.ndarray]:
     inp = open_image(path)
     try:
         subimage, spec = choose_subimage(inp, path)
+        refuse_huge(path, spec)
         info = _info(path, frame, inp, subimage, spec)
         rgb_idx, _, _ = pick_channels(spec.channelnames, spec.alpha_channel)
         data = read_channels(inp, path, subimage, spec, list(rgb_idx))
@@ -408,16 +469,30 @@ def _check_frame(
 
     ``prepare(info, rgb)`` gets the decoded RGB of the data window of a frame whose pixels are clean.
     """
-    if not path.exists():
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None, [FrameProblem(frame, path, _MISSING, _MISSING_FIX)]
+    except OSError as exc:
         return None, [
             FrameProblem(
                 frame,
                 path,
-                "the file does not exist",
-                "render or copy the missing frame, or restrict the frame range to frames that exist",
+                f"the file cannot be read ({exc.strerror})",
+                "check its permissions and that the storage is mounted on this machine",
             )
         ]
-    if path.stat().st_size == 0:
+    kind = file_kind(status.st_mode)
+    if kind is not None:  # checked before opening: opening a FIFO would block
+        return None, [
+            FrameProblem(
+                frame,
+                path,
+                f"it is {kind}, not a regular file",
+                "put the frame's image file (EXR, DPX, TIFF, PNG or JPEG) there instead",
+            )
+        ]
+    if status.st_size == 0:
         return None, [
             FrameProblem(
                 frame,
@@ -444,6 +519,9 @@ def _check_frame(
             subimage, spec = choose_subimage(inp, path)
         except PlateError as exc:
             return None, [FrameProblem(frame, path, str(exc), "re-export it as a regular image")]
+        huge = size_problem(spec)
+        if huge is not None:  # before any pixel is read
+            return None, [FrameProblem(frame, path, huge, _HUGE_FIX)]
         info = _info(path, frame, inp, subimage, spec)
         if info.width <= 0 or info.height <= 0:
             problems.append(
@@ -491,6 +569,208 @@ def _check_frame(
     return info, problems
 
 
+_FRAME_DIGITS_RE = re.compile(r"\d+")
+
+
+def _list_folder(folder: str) -> set[str] | None:
+    """The names in ``folder``: empty when it does not exist, None when it cannot be listed."""
+    try:
+        return set(os.listdir(folder or "."))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    except OSError:
+        return None
+
+
+Missing = dict[str, tuple[list[int], list[str]]]  # folder -> (indices into frames, file names)
+
+
+def _missing_frames(frames: list[tuple[int, Path]]) -> tuple[Missing, list[int], dict[str, set[str] | None]]:
+    """The frames whose file is not on disk, by folder; the indices of the others; each folder's listing.
+
+    One directory listing per folder rather than a ``stat`` per frame: a range of millions of frames on a
+    plate of ten is answered at once. Frames in a folder that cannot be listed are left to ``_check_frame``.
+    """
+    listings: dict[str, set[str] | None] = {}
+    missing: Missing = {}
+    present: list[int] = []
+    sep = os.sep
+    folder: str | None = None
+    names: set[str] | None = None
+    absent: tuple[list[int], list[str]] = ([], [])
+    for index, (_, path) in enumerate(frames):
+        text = str(path)
+        cut = text.rfind(sep)
+        if folder is None or cut != len(folder) or not text.startswith(folder):  # not the last frame's folder
+            folder = text[:cut] if cut > 0 else sep if cut == 0 else ""
+            if folder not in listings:
+                listings[folder] = _list_folder(folder)
+            names = listings[folder]
+            absent = missing.setdefault(folder, ([], []))
+        name = text[cut + 1 :]
+        if names is None or name in names:
+            present.append(index)
+        else:
+            absent[0].append(index)
+            absent[1].append(name)
+    missing = {folder: absent for folder, absent in missing.items() if absent[0]}
+    if sum(len(indices) for indices, _ in missing.values()) <= _CONFIRM_MISSING:
+        # a name spelled in another case on a case-insensitive volume is there after all
+        for folder_, (indices, names_) in list(missing.items()):
+            there = [os.path.exists(frames[index][1]) for index in indices]
+            if any(there):
+                present = sorted(present + [index for index, is_there in zip(indices, there, strict=True) if is_there])
+                kept = [(index, name) for index, name, is_there in zip(indices, names_, there, strict=True)
+                        if not is_there]
+                missing[folder_] = ([index for index, _ in kept], [name for _, name in kept])
+                if not kept:
+                    del missing[folder_]
+    return missing, present, listings
+
+
+def _split_at_frame(name: str, frame: int) -> tuple[str, str, str] | None:
+    """(before, digits, after) of a file name around the last number in it that is ``frame``."""
+    for m in reversed(list(_FRAME_DIGITS_RE.finditer(name))):
+        digits, start = m.group(0), m.start()
+        if frame < 0 and start > 0 and name[start - 1] == "-" and -int(digits) == frame:
+            return name[: start - 1], "-" + digits, name[m.end():]
+        if int(digits) == frame:
+            return name[:start], digits, name[m.end():]
+    return None
+
+
+def _sequences(
+    frames: list[tuple[int, Path]], indices: list[int], names: list[str]
+) -> tuple[dict[tuple[str, str], tuple[list[int], int]], list[int]]:
+    """The missing files of one folder by sequence: (before, after) -> (indices, padding), and the indices
+    of names without their frame number in them."""
+    first = _split_at_frame(names[0], frames[indices[0]][0])
+    if first is not None and len(names) > 1:
+        # the usual case: every name is of the first one's sequence, checked in one pass
+        before, _, after = first
+        one_sequence = re.compile(f"(?:{re.escape(before)}\\d+{re.escape(after)}\n)*")
+        if one_sequence.fullmatch("\n".join(names) + "\n"):
+            return {(before, after): (indices, min(map(len, names)) - len(before) - len(after))}, []
+    groups: dict[tuple[str, str], tuple[list[int], int]] = {}
+    singles: list[int] = []
+    for index, name in zip(indices, names, strict=True):
+        split = _split_at_frame(name, frames[index][0])
+        if split is None:
+            singles.append(index)
+            continue
+        before, digits, after = split
+        members, width = groups.get((before, after), ([], len(digits)))
+        members.append(index)
+        groups[(before, after)] = (members, min(width, len(digits.lstrip("-"))))
+    return groups, singles
+
+
+def _missing_lines(
+    frames: list[tuple[int, Path]], missing: Missing, listings: dict[str, set[str] | None]
+) -> list[tuple[int, np.ndarray, str]]:
+    """(first frame, frames, message line) per sequence of missing frames: ranges, not a line per frame.
+
+    A sequence is the frames' folder and file name around the frame number; the line says which frames of
+    it are on disk, so a range typed for another shot or padding is recognised at a glance. A sequence
+    with a single missing frame gets the frame's own line, which names the file.
+    """
+
+    def own_line(index: int) -> tuple[int, np.ndarray, str]:
+        frame, path = frames[index]
+        return frame, np.array([frame], np.int64), FrameProblem(frame, path, _MISSING, _MISSING_FIX).describe()
+
+    lines: list[tuple[int, np.ndarray, str]] = []
+    for folder, (folder_indices, names) in missing.items():
+        groups, singles = _sequences(frames, folder_indices, names)
+        lines += [own_line(index) for index in singles]
+        for (before, after), (indices, width) in groups.items():
+            if len(indices) == 1:
+                lines.append(own_line(indices[0]))
+                continue
+            numbers = np.fromiter((frames[index][0] for index in indices), np.int64, len(indices))
+            pattern = os.path.join(folder, f"{before}{'#' * width}{after}")
+            runs = frame_runs(numbers)
+            count = sum(last - first + 1 for first, last in runs)
+            regex = re.compile(re.escape(before) + r"(-?\d+)" + re.escape(after) + r"\Z")
+            on_disk = [
+                int(m.group(1))
+                for m in map(regex.match, listings.get(folder) or ())
+                if m is not None and len(m.group(1).lstrip("-")) >= width
+            ]
+            if on_disk:
+                where = f"{pattern} has frames {format_runs(frame_runs(on_disk))} on disk"
+                fix = "render or copy the missing frames, or check the frame range (--frames)"
+            elif os.path.isdir(folder or "."):
+                where = f"no file of {pattern} is on disk"
+                fix = "check the pattern, its padding (#### = 4 digits) and the frame range (--frames)"
+            else:
+                where = f"the folder {folder} does not exist"
+                fix = "check the path, and that the storage is mounted on this machine"
+            text = f"frames {format_runs(runs)} ({count} frames) are missing: {where}; {fix}."
+            lines.append((runs[0][0], numbers, text))
+    return lines
+
+
+def _plate_error(
+    frames: list[tuple[int, Path]],
+    missing: Missing,
+    listings: dict[str, set[str] | None],
+    others: list[FrameProblem],
+) -> PlateError:
+    """One error for every bad frame: missing frames as ranges, other problems a line each up to a cap.
+
+    ``PlateError.problems`` still lists every problem, built only when asked for.
+    """
+    entries = _missing_lines(frames, missing, listings)
+    absent = unique_frames(np.concatenate([n for _, n, _ in entries])) if entries else np.array([], np.int64)
+    entries += [
+        (p.frame if p.frame is not None else 0, np.array([] if p.frame is None else [p.frame], np.int64), p.describe())
+        for p in others
+    ]
+    entries.sort(key=lambda e: e[0])
+    shown, hidden = entries[:MAX_LISTED_PROBLEMS], entries[MAX_LISTED_PROBLEMS:]
+    lines = ["  " + text for _, _, text in shown]
+    if hidden:
+        rest = np.concatenate([numbers for _, numbers, _ in hidden])
+        lines.append(f"  ... and {len(hidden)} more problems (frames {format_runs(frame_runs(rest))}).")
+    others_bad = np.array(sorted({p.frame for p in others if p.frame is not None}), np.int64)
+    bad = absent.size + int(np.count_nonzero(~np.isin(others_bad, absent)))
+
+    def every_problem() -> list[FrameProblem]:
+        problems = [
+            FrameProblem(frames[index][0], frames[index][1], _MISSING, _MISSING_FIX)
+            for indices, _ in missing.values()
+            for index in indices
+        ]
+        problems += others
+        problems.sort(key=lambda p: p.frame if p.frame is not None else 0)
+        return problems
+
+    body = "\n".join(lines)
+    return PlateError(
+        f"{bad} of {len(frames)} plate frames cannot be used, so nothing was processed. Fix these and "
+        f"run again:\n{body}",
+        every_problem,
+    )
+
+
+def _as_frames(frames: list[tuple[int, Path]]) -> list[tuple[int, Path]]:
+    return [fp if type(fp[0]) is int and isinstance(fp[1], Path) else (int(fp[0]), Path(fp[1])) for fp in frames]
+
+
+def check_frames_exist(frames: list[tuple[int, Path]]) -> None:
+    """Raise ``validate_plates``' error for the missing frames now, from folder listings alone (no header read).
+
+    For a caller with per-frame work to do before the plate check (output paths, resume): a frame range far
+    beyond the plate then fails at once, rather than after that work. The other problems wait for
+    ``validate_plates``.
+    """
+    frames = _as_frames(frames)
+    missing, _, listings = _missing_frames(frames)
+    if missing:
+        raise _plate_error(frames, missing, listings, [])
+
+
 def validate_plates(
     frames: list[tuple[int, Path]],
     check_pixels: bool = True,
@@ -503,8 +783,10 @@ def validate_plates(
 ) -> list[PlateInfo]:
     """Check every frame of a shot before any fine-tuning; one ``PlateError`` lists every bad frame.
 
-    Finds missing, empty, unreadable and truncated files, display sizes differing from the first
-    frame's, and (``check_pixels``) NaN/Inf in the colour channels. Headers are read for every frame;
+    Finds missing, empty, unreadable, non-regular (FIFO, directory...) and truncated files, headers claiming
+    an absurd size, display sizes differing from the first frame's, and (``check_pixels``) NaN/Inf in the
+    colour channels. Which files exist is found first from one listing per folder, so a frame range far
+    beyond the plate is reported at once, as ranges; headers are then read for every frame on disk;
     ``check_pixels`` decodes the frames in ``pixel_frames`` (default: all) fully, spread over a thread
     pool (OIIO releases the GIL while decoding); ``check_pixels=False`` reads headers only, far cheaper
     (timings: BENCHMARKS.md). ``prepare(info,
@@ -516,7 +798,7 @@ def validate_plates(
     every 0.2 s, and once at the end), and ``should_stop()`` is polled before each frame: when it turns
     true, the frames not yet started are skipped and ``CheckStopped`` is raised.
     """
-    frames = [(int(f), Path(p)) for f, p in frames]
+    frames = _as_frames(frames)
     decode = None if pixel_frames is None else {int(f) for f in pixel_frames}
     if not frames:
         raise PlateError(
@@ -524,33 +806,41 @@ def validate_plates(
         )
     workers = workers or max(1, min(8, os.cpu_count() or 1))
     stopped = should_stop or (lambda: False)
+    missing, on_disk, listings = _missing_frames(frames)
 
-    def check(item: tuple[int, Path]) -> tuple[PlateInfo | None, list[FrameProblem]] | None:
+    def check(index: int) -> tuple[PlateInfo | None, list[FrameProblem]] | None:
         if stopped():
             return None
-        return _check_frame(item[0], item[1], check_pixels and (decode is None or item[0] in decode), prepare)
+        frame, path = frames[index]
+        return _check_frame(frame, path, check_pixels and (decode is None or frame in decode), prepare)
 
-    results: list[tuple[PlateInfo | None, list[FrameProblem]]] = []
+    results: dict[int, tuple[PlateInfo | None, list[FrameProblem]]] = {}
+    done = len(frames) - len(on_disk)  # the missing frames are settled by the listing
     last_report = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="osvos-validate") as pool:
-        checked = pool.map(check, frames)
+        checked = pool.map(check, on_disk)
         try:
-            for result in checked:
+            for index, result in zip(on_disk, checked, strict=True):
                 if result is None or stopped():
                     raise CheckStopped(
-                        f"plate check stopped after {len(results)} of {len(frames)} frames; nothing was written"
+                        f"plate check stopped after {done} of {len(frames)} frames; nothing was written"
                     )
-                results.append(result)
+                results[index] = result
+                done += 1
                 now = time.monotonic()
-                if on_checked is not None and (now - last_report >= 0.2 or len(results) == len(frames)):
-                    on_checked(len(results), len(frames))
+                if on_checked is not None and (now - last_report >= 0.2 or done == len(frames)):
+                    on_checked(done, len(frames))
                     last_report = now
         finally:
             checked.close()  # cancels the frames not yet started (on an error or an interrupt too)
+    if on_checked is not None and not on_disk:
+        on_checked(done, len(frames))
 
     problems: list[FrameProblem] = []
     reference: PlateInfo | None = None
-    for (frame, path), (info, frame_problems) in zip(frames, results, strict=True):
+    for index in on_disk:
+        frame, path = frames[index]
+        info, frame_problems = results[index]
         problems.extend(frame_problems)
         if info is None:
             continue
@@ -566,15 +856,8 @@ def validate_plates(
                     "conform the plate so every frame has the same resolution (Nuke: Reformat)",
                 )
             )
-    if problems:
-        problems.sort(key=lambda p: p.frame if p.frame is not None else 0)
-        bad = len({p.frame for p in problems})
-        lines = "\n".join("  " + p.describe() for p in problems)
-        raise PlateError(
-            f"{bad} of {len(frames)} plate frames cannot be used, so nothing was processed. Fix these and "
-            f"run again:\n{lines}",
-            problems,
-        )
+    if problems or missing:
+        raise _plate_error(frames, missing, listings, problems)
     decoded = 0 if not check_pixels else len(frames) if decode is None else sum(f in decode for f, _ in frames)
     log.info("validated %d plate frames (headers; pixels of %d)", len(frames), decoded)
-    return [info for info, _ in results]  # type: ignore[misc]
+    return [results[i][0] for i in range(len(frames))]  # type: ignore[misc]
