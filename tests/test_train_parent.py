@@ -109,3 +109,12 @@ def test_cli_refuses_bad_numbers_before_doing_anything(mini_davis, tmp_path, cap
     err = capsys.readouterr().err
     assert flag in err and value in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_two_validation_folds_are_disjoint_tens_of_the_training_split(davis_root):
+    from osvos_plugin.data.davis import list_sequences
+    from osvos_plugin.parent import FOLDS, HELD_OUT
+
+    a, b = set(FOLDS["a"]), set(FOLDS["b"])
+    assert len(a) == len(b) == 10 and not a & b and set(HELD_OUT) <= a
+    assert a | b <= set(list_sequences(davis_root))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..data.davis import default_davis_root
 from ..errors import InputError
-from ..parent import HELD_OUT, ParentConfig, train_parent
+from ..parent import FOLDS, HELD_OUT, ParentConfig, train_parent
 from .progress import ProgressPrinter
 from .runner import add_progress_argument, epilog, run
 
@@ -57,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
                    help="Start from this OSVOS checkpoint (e.g. a parent, to train it longer with a new schedule) "
                    "instead of --init.")
-    p.add_argument("--hold-out", action="store_true",
-                   help=f"Leave out the five validation sequences ({', '.join(HELD_OUT)}).")
+    held = p.add_mutually_exclusive_group()
+    held.add_argument("--hold-out", action="store_true",
+                      help=f"Leave out the five validation sequences ({', '.join(HELD_OUT)}).")
+    held.add_argument("--hold-out-fold", choices=sorted(FOLDS), default=None,
+                      help="Leave out one of the two validation folds of ten sequences: "
+                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in FOLDS.items()) + ".")
     p.add_argument("--exclude", default="", help="Comma-separated sequences to leave out.")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
@@ -72,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
     root = args.davis_root or default_davis_root()
     exclude = tuple(x for x in args.exclude.split(",") if x) + (HELD_OUT if args.hold_out else ())
+    exclude += FOLDS[args.hold_out_fold] if args.hold_out_fold else ()
     cfg = ParentConfig(
         iterations=args.iterations, long_side=args.long_side, batch_size=args.batch_size,
         shape_multiple=args.shape_multiple,
