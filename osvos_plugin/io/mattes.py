@@ -4,8 +4,9 @@ Formats (``fmt``):
 
 * ``'exr'`` (default): one half-float channel named ``A``, ZIP compression, the plate's display and
   data windows and its header metadata (timecode, pixel aspect, camera matrices...), so a Read node
-  in Nuke puts the matte exactly over the plate. The display-size matte is cut to the plate's data
-  window (zero where the data window reaches outside the display window).
+  in Nuke puts the matte exactly over the plate. The matte is cut to the plate's data window: given at
+  the plate's canvas size (``PlateInfo.canvas_window``, as a render computes it) it covers the overscan
+  too; given at display size, it is zero where the data window reaches outside the display window.
 * ``'png8'`` / ``'png16'``: a single-channel greyscale PNG at display-window size (PNG has no windows).
 * ``'rgba'``: the plate's own RGB (not the sRGB the network saw) with the matte as alpha, in the format
   given by the output path's extension (EXR keeps the windows). Each file follows its format's
@@ -57,7 +58,7 @@ from ..errors import OSVOSError
 from ..files import atomic_write
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
 from .errors import OutputError
-from .plates import Plate, PlateInfo, crop_to_data_window, paste_to_display, read_source_rgb
+from .plates import Plate, PlateInfo, Window, crop_to_data_window, paste_to_display, read_source_rgb, to_window
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +323,7 @@ def _source_rgb(like: PlateInfo, plate_rgb: np.ndarray | Plate | None) -> tuple[
 def _plan_rgba(
     path: Path,
     matte: np.ndarray,
+    matte_window: Window,
     like: PlateInfo,
     plate_rgb: np.ndarray | Plate | None,
     colour: ColourSettings | None,
@@ -343,12 +345,12 @@ def _plan_rgba(
     if windowed:
         if rgb_is_display:
             rgb = crop_to_data_window(rgb, like.data_window, like.display_window)
-        alpha = crop_to_data_window(matte, like.data_window, like.display_window)
+        alpha = to_window(matte, matte_window, like.data_window)
         height, width = like.data_window[3], like.data_window[2]
     else:
         if not rgb_is_display:
             rgb = paste_to_display(rgb, like.data_window, like.display_window)
-        alpha = matte
+        alpha = to_window(matte, matte_window, like.display_window)
         height, width = like.height, like.width
     pixel_format = (
         like.pixel_format
@@ -401,6 +403,14 @@ def _rgba_writer(path: Path) -> oiio.ImageOutput:
     return probe
 
 
+def _matte_window(matte: np.ndarray, like: PlateInfo) -> Window | None:
+    """The window a matte of this shape covers: the plate's display window or its canvas; None if neither."""
+    if matte.shape == (like.height, like.width):
+        return like.display_window
+    canvas = like.canvas_window
+    return canvas if matte.shape == (canvas[3], canvas[2]) else None
+
+
 def write_matte(
     path: str | os.PathLike,
     matte: np.ndarray,
@@ -413,7 +423,9 @@ def write_matte(
 ) -> Path:
     """Write one matte frame next to its plate, atomically and read back whole; returns the path written.
 
-    ``matte`` is float32 (H, W) in [0, 1] at the plate's display-window size. ``plate_rgb`` only
+    ``matte`` is float32 (H, W) in [0, 1] at the plate's display-window size, or at its canvas size
+    (``like.canvas_window``: the display window grown to hold the data window), which gives the overscan its
+    matte in the formats with windows; the others get the display window cut from it. ``plate_rgb`` only
     matters for ``fmt='rgba'``: the plate's original RGB at display- or data-window size, in
     ``like.colorspace``; None (or a ``Plate``, whose rgb is colour-converted) re-reads it from the file.
     ``metadata``: string items stored as ``osvos:<key>`` (keys without the prefix, see the module doc);
@@ -426,11 +438,14 @@ def write_matte(
     matte = np.asarray(matte, dtype=np.float32)
     if matte.ndim == 3 and matte.shape[2] == 1:
         matte = matte[:, :, 0]
-    if matte.shape != (like.height, like.width):
+    matte_window = _matte_window(matte, like)
+    if matte_window is None:
+        canvas = like.canvas_window
+        extra = "" if canvas == like.display_window else f" or its canvas size {canvas[2]}x{canvas[3]}"
         raise OutputError(
             f"matte for {path} is {matte.shape[1] if matte.ndim > 1 else '?'}x{matte.shape[0]} but "
             f"the plate {like.path} is {like.width}x{like.height}; the matte must be at the plate's "
-            f"display-window size."
+            f"display-window size{extra}."
         )
     if not np.isfinite(matte).all():
         raise OutputError(f"matte for {path} contains NaN/Inf values; this is a bug upstream of the writer.")
@@ -439,7 +454,7 @@ def write_matte(
     spec: oiio.ImageSpec
     if fmt == "exr":
         format_name = "openexr"
-        pixels = crop_to_data_window(matte, like.data_window, like.display_window)[:, :, None]
+        pixels = to_window(matte, matte_window, like.data_window)[:, :, None]
         spec = oiio.ImageSpec(like.data_window[2], like.data_window[3], 1, "half")
         spec.channelnames = ("A",)
         spec.alpha_channel = 0
@@ -448,13 +463,13 @@ def write_matte(
         spec.attribute("compression", "zip")
     elif fmt in ("png8", "png16"):
         format_name = "png"
-        pixels = matte[:, :, None]
+        pixels = to_window(matte, matte_window, like.display_window)[:, :, None]
         spec = oiio.ImageSpec(like.width, like.height, 1, "uint8" if fmt == "png8" else "uint16")
         spec.channelnames = ("Y",)
         _carry_metadata(spec, like, format_name)
     else:
         try:
-            format_name, spec, pixels = _plan_rgba(path, matte, like, plate_rgb, colour)
+            format_name, spec, pixels = _plan_rgba(path, matte, matte_window, like, plate_rgb, colour)
         except OutputError:
             raise
         except OSVOSError as exc:  # the plate could not be re-read

@@ -2,7 +2,11 @@
 
 A plate is read as the network wants it: float32 RGB (H, W, 3), display-referred sRGB in [0, 1],
 at display-window size (the data window pasted in, zeros outside), so every frame of a shot has the
-same shape even when the data window changes from frame to frame (Nuke auto-crop, overscan).
+same shape even when the data window changes from frame to frame (Nuke auto-crop). With
+``overscan=True`` (what a render's inference reads, see ``PreparedPlates``) it covers the plate's
+canvas instead: the bounding box of the display and data windows (``PlateInfo.canvas_window``), so a
+data window reaching beyond the display window (overscan) is seen, and matted, whole. For the usual
+plate, whose data window lies inside its display window, the canvas is the display window.
 
 What is read from a file:
 
@@ -48,6 +52,7 @@ __all__ = [
     "check_frames_exist",
     "paste_to_display",
     "crop_to_data_window",
+    "to_window",
     "MAX_IMAGE_PIXELS",
     "MAX_IMAGE_SIDE",
 ]
@@ -122,13 +127,26 @@ class PlateInfo:
         """(width, height) of the display window."""
         return self.width, self.height
 
+    @property
+    def canvas_window(self) -> Window:
+        """The bounding box of the display and data windows (x, y, w, h): what the network sees, so that the
+        matte covers every data-window pixel, overscan included. The display window itself unless the data
+        window reaches outside it (an empty data window adds nothing)."""
+        dx, dy, dw, dh = self.data_window
+        fx, fy, fw, fh = self.display_window
+        if dw <= 0 or dh <= 0:
+            return self.display_window
+        x0, y0 = min(dx, fx), min(dy, fy)
+        x1, y1 = max(dx + dw, fx + fw), max(dy + dh, fy + fh)
+        return x0, y0, x1 - x0, y1 - y0
+
 
 @dataclass
 class Plate:
     """One frame ready for the network."""
 
     info: PlateInfo
-    rgb: np.ndarray  # float32 (H, W, 3), display-referred sRGB in [0, 1], display-window size
+    rgb: np.ndarray  # float32 (H, W, 3), display-referred sRGB in [0, 1], display-window (or canvas) size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -343,28 +361,26 @@ def _overlap(data_window: Window, display_window: Window) -> tuple[slice, slice,
     )
 
 
+def to_window(pixels: np.ndarray, pixels_window: Window, window: Window) -> np.ndarray:
+    """``pixels``, which cover ``pixels_window``, placed on a zero image covering ``window``: what lies
+    outside ``window`` is dropped, what ``pixels`` do not cover is zero."""
+    if pixels_window == window:
+        return np.ascontiguousarray(pixels)
+    out = np.zeros((window[3], window[2]) + pixels.shape[2:], dtype=pixels.dtype)
+    cut = _overlap(pixels_window, window)
+    if cut is not None:
+        out[cut[0], cut[1]] = pixels[cut[2], cut[3]]
+    return out
+
+
 def paste_to_display(data: np.ndarray, data_window: Window, display_window: Window) -> np.ndarray:
     """Data-window pixels placed on a zero display-window canvas (overscan outside is dropped)."""
-    fw, fh = display_window[2], display_window[3]
-    if data_window == display_window:
-        return np.ascontiguousarray(data)
-    canvas = np.zeros((fh, fw) + data.shape[2:], dtype=data.dtype)
-    cut = _overlap(data_window, display_window)
-    if cut is not None:
-        canvas[cut[0], cut[1]] = data[cut[2], cut[3]]
-    return canvas
+    return to_window(data, data_window, display_window)
 
 
 def crop_to_data_window(image: np.ndarray, data_window: Window, display_window: Window) -> np.ndarray:
     """Inverse of :func:`paste_to_display`: display-size pixels cut (or zero-padded) to the data window."""
-    if data_window == display_window:
-        return np.ascontiguousarray(image)
-    dw, dh = data_window[2], data_window[3]
-    out = np.zeros((dh, dw) + image.shape[2:], dtype=image.dtype)
-    cut = _overlap(data_window, display_window)
-    if cut is not None:
-        out[cut[2], cut[3]] = image[cut[0], cut[1]]
-    return out
+    return to_window(image, display_window, data_window)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -413,10 +429,14 @@ def read_plate(
     *,
     colour: ColourSettings | None = None,
     max_size: int | None = None,
+    overscan: bool = False,
 ) -> Plate:
     """Read one plate frame for the network: display-referred sRGB float32 (H, W, 3) in [0, 1].
 
-    ``max_size``: when the display window's long side is larger, the image is shrunk (area filter, in the
+    The image covers the display window, or with ``overscan`` the canvas (``PlateInfo.canvas_window``: the
+    display window grown to hold the whole data window).
+
+    ``max_size``: when the image's long side is larger, the image is shrunk (area filter, in the
     file's own, usually linear, values) to that long side *before* the colour conversion. The network runs
     at that size anyway, and converting far fewer pixels makes reading a large EXR cheaper (BENCHMARKS.md).
     ``Plate.rgb`` is then smaller than ``Plate.info``'s size, which stays the plate's.
@@ -427,7 +447,7 @@ def read_plate(
     """
     path = Path(path)
     info, data = _read_raw(path, frame)
-    return prepare_plate(info, data, colorspace, colour=colour, max_size=max_size)
+    return prepare_plate(info, data, colorspace, colour=colour, max_size=max_size, overscan=overscan)
 
 
 def prepare_plate(
@@ -437,6 +457,7 @@ def prepare_plate(
     *,
     colour: ColourSettings | None = None,
     max_size: int | None = None,
+    overscan: bool = False,
 ) -> Plate:
     """The network's view of a frame from the file's own RGB values of its data window (see ``read_plate``).
 
@@ -447,15 +468,16 @@ def prepare_plate(
     bad = 0 if np.isfinite(data).all() else int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         log.warning("frame %s (%s): %d NaN/Inf values replaced before the network", info.frame, info.path, bad)
-    if max_size and max(info.width, info.height) > max_size:
+    window = info.canvas_window if overscan else info.display_window
+    if max_size and max(window[2], window[3]) > max_size:
         if bad:
             data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-        canvas = paste_to_display(data, info.data_window, info.display_window)
-        h, w = fit_long_side(info.height, info.width, max_size)
+        canvas = to_window(data, info.data_window, window)
+        h, w = fit_long_side(window[3], window[2], max_size)
         rgb = to_display_srgb(cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA), space, colour)
     else:
         rgb = to_display_srgb(data, space, colour)
-        rgb = paste_to_display(rgb, info.data_window, info.display_window)
+        rgb = to_window(rgb, info.data_window, window)
     return Plate(replace(info, colorspace=space), np.ascontiguousarray(rgb, dtype=np.float32))
 
 

@@ -98,6 +98,9 @@ def remove_orphans(directory: str | os.PathLike | None = None) -> list[Path]:
 class PreparedPlates:
     """Frames as the network sees them, decoded once: ``add`` from ``validate_plates``, ``read`` at inference.
 
+    Each frame covers the plate's canvas (``read_plate(overscan=True)``: the display window grown to hold the
+    whole data window), so the matte covers the overscan too; for the usual plate that is the display window.
+
     ``frames``: the frame numbers worth keeping (the ones the render will infer); ``None`` keeps all.
     ``read(path, frame=...)`` has ``read_plate``'s signature, so it is a drop-in ``read_fn`` for
     ``PrefetchReader``; a frame that was not kept is read from its file. Thread-safe. Use it as a
@@ -168,7 +171,8 @@ class PreparedPlates:
         """Prepare and keep one frame from the file's own RGB of its data window; False if not kept."""
         if info.frame is None or (self._wanted is not None and info.frame not in self._wanted) or self._full:
             return False
-        plate = prepare_plate(info, rgb, self.colorspace, colour=self.colour, max_size=self.max_size)
+        plate = prepare_plate(info, rgb, self.colorspace, colour=self.colour, max_size=self.max_size,
+                              overscan=True)
         if not self._reserve(plate.rgb.nbytes + 128):
             return False
         path = self._file(info.frame)
@@ -194,17 +198,20 @@ class PreparedPlates:
             else:
                 info = self._kept.get(frame) if keep else self._kept.pop(frame, None)
         if info is None:
-            return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size)
+            return self._read_plate(path, frame)
         file = self._file(frame)
         try:
             rgb = np.load(file, allow_pickle=False)
         except (OSError, ValueError) as exc:  # e.g. a temp cleaner got there first: the plate is still there
             log.warning("prepared frame %s lost (%s): reading %s again", frame, exc, path)
-            return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size)
+            return self._read_plate(path, frame)
         finally:
             if not keep:
                 file.unlink(missing_ok=True)
         return Plate(info, rgb)
+
+    def _read_plate(self, path: str | os.PathLike, frame: int | None) -> Plate:
+        return read_plate(path, frame, self.colorspace, colour=self.colour, max_size=self.max_size, overscan=True)
 
     def close(self) -> None:
         """Remove the directory and everything still in it."""

@@ -73,6 +73,33 @@ def test_exr_matte_of_an_overscan_plate(tmp_path: Path, img) -> None:
     assert pixels[5:53, 5:69].min() == 1.0 and pixels[:5].max() == 0.0  # no matte outside the display
 
 
+@pytest.mark.parametrize("fmt", ["exr", "png16", "rgba"])
+def test_a_canvas_size_matte_covers_the_overscan(tmp_path: Path, img, fmt: str) -> None:
+    """A matte at the canvas size (display window grown to hold the data window): formats with windows keep
+    the whole data window, overscan included; PNG gets the display window cut from it."""
+    plate = img.write(tmp_path / "over.exr", np.full((58, 74, 3), 0.25, np.float32), "half", origin=(-5, -5),
+                      display=(0, 0, 64, 48))
+    info = read_plate_info(plate)
+    assert info.canvas_window == (-5, -5, 74, 58)
+    matte = coded_matte(74, 58) * (64 * 48) / (74 * 58)  # in [0, 1): each pixel its own value
+    out = write_matte(tmp_path / ("m.png" if fmt == "png16" else "m.exr"), matte, info, fmt)
+    spec, pixels = img.read_raw(out)
+    if fmt == "png16":
+        assert (spec.width, spec.height) == (64, 48)
+        np.testing.assert_allclose(pixels[:, :, 0], matte[5:53, 5:69], atol=1e-4)
+        return
+    assert (spec.x, spec.y, spec.width, spec.height) == (-5, -5, 74, 58)
+    assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == (0, 0, 64, 48)
+    np.testing.assert_allclose(pixels[:, :, -1], matte, atol=1e-3)  # half
+
+
+def test_a_matte_of_neither_size_names_both(tmp_path: Path, img) -> None:
+    plate = img.write(tmp_path / "over.exr", np.zeros((58, 74, 3), np.float32), "half", origin=(-5, -5),
+                      display=(0, 0, 64, 48))
+    with pytest.raises(OutputError, match="display-window size or its canvas size 74x58"):
+        write_matte(tmp_path / "m.exr", np.zeros((48, 74), np.float32), read_plate_info(plate))
+
+
 @pytest.mark.parametrize(("fmt", "dtype", "tol"), [("png8", "uint8", 0.5 / 255), ("png16", "uint16", 1e-4)])
 def test_png_mattes(tmp_path: Path, img, windowed_plate: Path, fmt: str, dtype: str, tol: float) -> None:
     matte = coded_matte()

@@ -240,6 +240,35 @@ def test_overscan_data_window_is_cropped(tmp_path: Path, img) -> None:
     np.testing.assert_allclose(plate.rgb, 0.5)
 
 
+@pytest.mark.parametrize("max_size", [None, 32])
+def test_a_plate_without_overscan_has_the_display_window_as_its_canvas(tmp_path: Path, img, max_size) -> None:
+    """Data window inside the display window (the usual plate): reading its canvas changes nothing."""
+    path = img.write(tmp_path / "in.exr", img.gradient(30, 20), "half", origin=(10, 5), display=(0, 0, 64, 48))
+    info = read_plate_info(path)
+    assert info.canvas_window == info.display_window == (0, 0, 64, 48)
+    display = read_plate(path, max_size=max_size)
+    canvas = read_plate(path, max_size=max_size, overscan=True)
+    assert canvas.info == display.info
+    np.testing.assert_array_equal(canvas.rgb, display.rgb)
+
+
+def test_overscan_read_covers_the_whole_data_window(tmp_path: Path, img) -> None:
+    """The canvas is the bounding box of both windows: overscan pixels are kept, the rest stays black."""
+    data = np.zeros((50, 30, 3), np.float32)
+    data[..., 0] = np.arange(30, dtype=np.float32)[None, :] / 100 + 0.01  # R: data-window column
+    data[..., 1] = np.arange(50, dtype=np.float32)[:, None] / 100 + 0.01  # G: row
+    path = img.write(tmp_path / "over.exr", data, "float", origin=(-5, 10), display=(0, 0, 64, 48))
+    info = read_plate_info(path)
+    assert info.canvas_window == (-5, 0, 69, 60)
+    plate = read_plate(path, colorspace="raw", overscan=True)
+    assert plate.rgb.shape == (60, 69, 3)
+    np.testing.assert_array_equal(plate.rgb[10:60, 0:30], data)  # the data window, overscan included
+    assert plate.rgb[:10].max() == 0 and plate.rgb[:, 30:].max() == 0  # display only: black
+    np.testing.assert_array_equal(read_plate(path, colorspace="raw").rgb, plate.rgb[0:48, 5:69])  # as before
+    shrunk = read_plate(path, colorspace="raw", overscan=True, max_size=23)
+    assert shrunk.rgb.shape == (20, 23, 3)  # the canvas's long side fits max_size
+
+
 def test_unreadable_plate_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.exr"
     bad.write_bytes(b"this is not an exr")

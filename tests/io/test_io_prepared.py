@@ -36,6 +36,22 @@ def test_kept_frames_are_bit_identical_to_reading_the_plate(tmp_path: Path, img,
         assert not any(prepared.directory.iterdir())  # each file goes once read
 
 
+@pytest.mark.parametrize("kept", [True, False])
+def test_frames_cover_the_overscan(tmp_path: Path, img, kept: bool) -> None:
+    """Kept or read again, a frame is the plate's canvas: the whole data window reaches the network."""
+    rng = np.random.default_rng(3)
+    pixels = rng.random((64, 80, 3)).astype(np.float32)
+    path = img.write(tmp_path / "plate.0001.exr", pixels, "half", origin=(-8, -8), display=(0, 0, 64, 48))
+    frames = resolve_sequence(str(tmp_path / "plate.####.exr"))
+    with PreparedPlates(None if kept else [], colorspace="raw") as prepared:
+        validate_plates(frames, prepare=prepared.add)
+        assert (1 in prepared) == kept
+        got = prepared.read(path, frame=1)
+    assert got.rgb.shape == (64, 80, 3)
+    np.testing.assert_array_equal(got.rgb, read_plate(path, 1, "raw", overscan=True).rgb)
+    np.testing.assert_allclose(got.rgb, pixels, atol=1e-3)  # half
+
+
 def test_inference_reads_no_kept_frame_from_its_file(tmp_path: Path, img, monkeypatch) -> None:
     frames = scene(img, tmp_path)
     decoded: list[Path] = []
