@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from osvos_contract.manifest import default
 
 from .device import prepare_model, resolve_device, resolve_precision
+from .edges import alpha_from_probability, guided_upsample
 from .imaging import fit_long_side, resize
 from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .network import OSVOSNet
@@ -40,6 +42,17 @@ class InferenceConfig:
     flip_average: bool = default("flip_average")  # also segment each frame mirrored and average (False: one pass)
     device: str = default("device")
     precision: str = default("precision")
+    # Edges, applied at the plate's size (osvos_plugin/edges.py); at their defaults the matte is today's.
+    edge_refine: bool = default("edge_refine")  # the plate guides the upsampling (guided filter)
+    edge_grow: float = default("edge_grow")  # plate pixels the edge moves outwards (negative: inwards)
+    edge_softness: float = default("edge_softness")  # plate pixels of edge ramp; 0: hard, or soft_matte's
+
+
+# The guided filter's window is this many processing-size pixels (the network's edge is uncertain by about
+# that much), i.e. larger in plate pixels the more the probability is blown up; its eps is on the plate's
+# [0, 1] scale. Internal constants, not knobs: the edge controls a compositor needs are grow and softness.
+EDGE_RADIUS = 2.0
+EDGE_EPS = 1e-3
 
 
 def recentre(prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -64,6 +77,9 @@ class Segmenter:
         self.cfg = config or InferenceConfig()
         if not 0.0 <= self.cfg.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.cfg.threshold}")
+        if self.cfg.edge_softness < 0:
+            raise ValueError(f"edge_softness must be >= 0, got {self.cfg.edge_softness}")
+        self._warned_small_guide = False
         self.device = resolve_device(self.cfg.device)
         self.dtype = resolve_precision(self.cfg.precision, self.device)
         if self.dtype != torch.float32:
@@ -79,6 +95,9 @@ class Segmenter:
 
         The probability is at the frames' size, or ``out_size`` (h, w): a reader may hand over frames
         already shrunk to the processing size, and the matte still comes out at the plate's size.
+
+        With ``edge_refine`` the probability is upsampled with the frame as the guide (``guided_upsample``),
+        so the frames should then come in at the plate's size: a smaller frame is a blurred guide.
         """
         if not frames:
             return []
@@ -88,6 +107,8 @@ class Segmenter:
         size = (h, w) if self.cfg.process_size <= 0 else fit_long_side(h, w, self.cfg.process_size)
         x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
         out_h, out_w = out_size or (h, w)
+        if self.cfg.edge_refine:
+            return self._refined(frames, x, (out_h, out_w))
         if self.cfg.flip_average:
             # The frame and its mirror image in one batch; the mirrored answer is flipped back, and the
             # probabilities (not the logits, so one confident view cannot outvote the other) averaged.
@@ -103,12 +124,38 @@ class Segmenter:
         prob = torch.sigmoid(logits)[:, 0].cpu().numpy()
         return list(prob)
 
+    def _refined(self, frames: list[np.ndarray], x: torch.Tensor, out_size: tuple[int, int]) -> list[np.ndarray]:
+        """The probability at the processing size, upsampled to ``out_size`` with each frame as the guide."""
+        if self.cfg.flip_average:  # as in ``probabilities``: the mean of the frame's and its mirror's
+            both = torch.sigmoid(self.model(torch.cat([x, x.flip(-1)])).float())
+            n = x.shape[0]
+            prob = 0.5 * (both[:n] + both[n:].flip(-1))
+        else:
+            prob = torch.sigmoid(self.model(x).float())
+        out = []
+        for small, rgb in zip(prob[:, 0].cpu().numpy(), frames, strict=True):
+            if rgb.shape[:2] != out_size:
+                if not self._warned_small_guide:
+                    log.warning("edge refinement: frames of %s guide a %s matte; pass the plate at full size "
+                                "for plate-resolution edges", rgb.shape[:2], out_size)
+                    self._warned_small_guide = True
+                rgb = cv2.resize(rgb, out_size[::-1], interpolation=cv2.INTER_LINEAR)
+            scale = 0.5 * (out_size[0] / small.shape[0] + out_size[1] / small.shape[1])
+            out.append(guided_upsample(small, rgb, EDGE_RADIUS * scale, EDGE_EPS))
+        return out
+
     def matte(self, prob: np.ndarray) -> np.ndarray:
         """Soft or hard matte from a probability map, as the config asks.
 
         The soft matte is the probability re-centred on the threshold (see ``recentre``), so it crosses
-        0.5 exactly where the hard matte's edge is: the threshold moves the edge of both.
+        0.5 exactly where the hard matte's edge is: the threshold moves the edge of both. With an edge grow
+        or softness the matte is instead ``alpha_from_probability``'s: 1 in the core, 0 outside, a ramp
+        ``edge_softness`` wide across the moved edge; there ``soft_matte`` only matters at softness 0, where
+        it anti-aliases the (moved) hard edge.
         """
+        c = self.cfg
+        if c.edge_grow != 0 or c.edge_softness != 0:
+            return alpha_from_probability(prob, c.threshold, c.edge_softness, c.edge_grow, antialias=c.soft)
         if self.cfg.soft:
             return recentre(prob, self.cfg.threshold)
         return (prob > self.cfg.threshold).astype(np.float32)

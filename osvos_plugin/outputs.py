@@ -28,12 +28,12 @@ from .errors import InputError, OutputError
 
 log = logging.getLogger(__name__)
 
-# Parameters that change a matte. Not here: the frame range, the device and the batch size (the same
-# model gives the same matte), nor where the mattes go.
-MATTE_PARAMETERS = ("input_colorspace", "process_size", "flip_average", "soft_matte", "threshold", "output_format",
-                    "precision")
-MODEL_PARAMETERS = ("iterations", "learning_rate", "optimizer", "seed", "process_size", "self_train_iterations",
-                    "self_train_frames", "input_colorspace", "precision")
+# Every node parameter is part of a matte's fingerprint but these: the frame range, the device and the
+# batch size (the same model gives the same matte). A new parameter is in it without a line here.
+NOT_IN_FINGERPRINT = ("frames", "device", "batch_size")
+# Parameters that only decide the fine-tuned network: with a loaded model they change nothing.
+MODEL_PARAMETERS = ("mask_frame", "iterations", "learning_rate", "optimizer", "seed", "self_train_iterations",
+                    "self_train_frames")
 FINGERPRINT_KEY = "fingerprint"
 
 
@@ -196,7 +196,8 @@ class Fingerprint:
 
     @classmethod
     def of(cls, version: str, params: dict, model: dict) -> Fingerprint:
-        record = {"engine": version, "matte": {k: params[k] for k in MATTE_PARAMETERS}, "model": model}
+        skip = NOT_IN_FINGERPRINT + (MODEL_PARAMETERS if "loaded" in model else ())
+        record = {"engine": version, "params": {k: v for k, v in params.items() if k not in skip}, "model": model}
         return cls(hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest())
 
     def for_frame(self, plate: str | os.PathLike) -> str:
@@ -213,7 +214,7 @@ def file_stamp(path: str | os.PathLike) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def model_identity(params: dict, *, load_model: str | os.PathLike | None = None,
+def model_identity(*, load_model: str | os.PathLike | None = None,
                    parent: str | os.PathLike | None = None,
                    keyframes: Iterable[tuple[str | os.PathLike, int, str | os.PathLike]] = (),
                    resize_mask: bool = False) -> dict:
@@ -225,5 +226,4 @@ def model_identity(params: dict, *, load_model: str | os.PathLike | None = None,
         "parent": file_digest(parent) if parent is not None else "missing",
         "keyframes": [[int(frame), file_digest(mask), file_stamp(plate)] for mask, frame, plate in keyframes],
         "resize_mask": bool(resize_mask),
-        "params": {k: params[k] for k in MODEL_PARAMETERS},
     }

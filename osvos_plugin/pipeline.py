@@ -9,10 +9,11 @@ atomically, read back before it is renamed into place, and records what made it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .device import resolve_device
@@ -86,8 +87,10 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
             cancel: CancelFlag) -> RenderSummary:
     s = plan.settings
     # The check decodes every frame that will be read anyway, so it keeps them in ``prepared``, shrunk
-    # and colour-converted, and neither self-training nor inference decodes the shot a second time.
-    with PreparedPlates(plan.to_decode, colorspace=s.input_colorspace, max_size=s.process_size or None) as prepared:
+    # and colour-converted, and neither self-training nor inference decodes the shot a second time. Edge
+    # refinement needs the plate at full size as its guide: then the network shrinks the frames itself.
+    keep_size = None if s.edge_refine else s.process_size or None
+    with PreparedPlates(plan.to_decode, colorspace=s.input_colorspace, max_size=keep_size) as prepared:
         infos = _check_plates(plan, prepared, progress, cancel)
         log.info("%d frames in range, %d to render (%d decoded ahead)", len(plan.frames), len(plan.todo),
                  len(prepared))
@@ -159,22 +162,53 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
     s = plan.settings
     segmenter = Segmenter(model, s.inference())
     # Frames not kept by ``prepared`` are read from the plates, shrunk to the processing size before their
-    # colour conversion; the matte still comes out at the plate's size. On a CPU the network keeps every
-    # core busy, so reads and writes run on one thread each (see ``io_thread_budget``).
+    # colour conversion; the matte still comes out at the plate's canvas size (the display window grown to
+    # hold any overscan), and ``write_matte`` cuts the data or display window from it. On a CPU the network
+    # keeps every core busy, so reads and writes run on one thread each (see ``io_thread_budget``).
     on_cpu = segmenter.device.type == "cpu"
-    plate_size = (infos[plan.todo[0]].height, infos[plan.todo[0]].width)
     by_frame = {plan.frames[i][0]: (plan.outputs[i], infos[i]) for i in plan.todo}
     written = []
     with io_thread_budget(1 if on_cpu else None), AsyncWriter() as writer, PrefetchReader(
         plan.to_render, prepared.read, workers=1 if on_cpu else 2
     ) as reader:
-        # The plate itself is the stream's key: the rgba writer needs its pixels, and at most one batch of
-        # plates is alive at a time.
-        for plate, matte in segmenter.stream(((pl, pl.rgb) for pl in reader), total=len(plan.todo),
-                                             progress=progress, cancel=cancel, out_size=plate_size):
-            out, info = by_frame[plate.info.frame]
-            rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
-            writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
-                          metadata={FINGERPRINT_KEY: plan.fingerprint.for_frame(info.path)})
-            written.append(out)
+        plates = iter(reader)
+        for start, count, canvas_size in _canvas_runs([infos[i] for i in plan.todo]):
+            # The plate itself is the stream's key: the rgba writer needs its pixels, and at most one batch
+            # of plates is alive at a time.
+            frames = ((pl, pl.rgb) for pl in itertools.islice(plates, count))
+            for plate, matte in segmenter.stream(frames, total=len(plan.todo), progress=_offset(progress, start),
+                                                 cancel=cancel, out_size=canvas_size):
+                out, info = by_frame[plate.info.frame]
+                rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
+                writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
+                              metadata={FINGERPRINT_KEY: plan.fingerprint.for_frame(info.path)})
+                written.append(out)
     return written
+
+
+def _canvas_runs(infos: list[PlateInfo]) -> list[tuple[int, int, tuple[int, int]]]:
+    """(first index, count, canvas (h, w)) of each run of consecutive frames whose canvas has one size: the
+    network's mattes come out at that size. One run for a shot without overscan (the display size), or
+    whose overscan does not change from frame to frame."""
+    runs: list[tuple[int, int, tuple[int, int]]] = []
+    for i, info in enumerate(infos):
+        size = (info.canvas_window[3], info.canvas_window[2])
+        if runs and runs[-1][2] == size:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1, size)
+        else:
+            runs.append((i, 1, size))
+    return runs
+
+
+def _offset(progress: ProgressFn | None, start: int) -> ProgressFn | None:
+    """``progress`` for a run of frames that starts ``start`` frames into the inference."""
+    if progress is None or start == 0:
+        return progress
+
+    def report(p: Progress) -> None:
+        # the run's ETA is for total - p.done frames at its own pace; start of them are already done
+        left = p.total - p.done
+        eta = p.eta_s if p.eta_s is None or left <= 0 else p.eta_s * max(0, left - start) / left
+        progress(replace(p, done=min(p.total, p.done + start), eta_s=eta))
+
+    return report

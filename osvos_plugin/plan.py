@@ -105,7 +105,7 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
     _refuse_overwriting_inputs(job, frames, outputs, keyframes, parent)
     fingerprint = Fingerprint.of(__version__, settings.as_params(), model_identity(
-        settings.as_params(), load_model=job.load_model, parent=parent, resize_mask=job.resize_mask,
+        load_model=job.load_model, parent=parent, resize_mask=job.resize_mask,
         keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes]))
     todo, stale, incomplete = _resume(job, frames, outputs, fingerprint)
     need_model = bool(todo) or job.save_model is not None

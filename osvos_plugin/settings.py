@@ -37,6 +37,9 @@ class RenderSettings:
     soft_matte: bool
     threshold: float
     output_format: str
+    edge_refine: bool
+    edge_grow: float
+    edge_softness: float
     device: str
     precision: str
     batch_size: int
@@ -76,6 +79,7 @@ class RenderSettings:
         return InferenceConfig(
             process_size=self.process_size, batch_size=self.batch_size, soft=self.soft_matte,
             threshold=self.threshold, flip_average=self.flip_average, device=self.device, precision=self.precision,
+            edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
         )
 
     def provenance(self, parent: str, source: str, keyframes: list[list], self_train_frames: list[int]) -> dict:

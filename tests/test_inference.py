@@ -118,3 +118,87 @@ def test_flip_average_is_the_mean_of_the_frame_and_its_mirror(demo_pair, segment
     sym = np.concatenate([frames[0][:, :32], frames[0][:, :32][:, ::-1]], axis=1)
     out = segmenter_factory(soft=True, flip_average=True).probabilities([sym])[0]
     assert np.allclose(out, out[:, ::-1], atol=1e-5)
+
+
+def _todays_mattes(seg, frames, soft, threshold, flip_average, out_size=None):
+    """The matte as the Segmenter made it before the edge controls: the network at the processing size, the
+    logits (or flip-averaged probabilities) resized bilinearly, then thresholded or re-centred."""
+    import torch
+    import torch.nn.functional as F
+
+    from osvos_plugin.imaging import fit_long_side, resize
+
+    with torch.inference_mode():
+        h, w = frames[0].shape[:2]
+        batch = torch.from_numpy(np.stack(frames).astype(np.float32)).permute(0, 3, 1, 2)
+        x = resize(batch, fit_long_side(h, w, seg.cfg.process_size)).contiguous(memory_format=torch.channels_last)
+        size = out_size or (h, w)
+        if flip_average:
+            both = torch.sigmoid(seg.model(torch.cat([x, x.flip(-1)])).float())
+            prob = 0.5 * (both[: len(frames)] + both[len(frames):].flip(-1))
+            prob = F.interpolate(prob, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+        else:
+            logits = F.interpolate(seg.model(x).float(), size=size, mode="bilinear", align_corners=False)
+            prob = torch.sigmoid(logits)[:, 0].numpy()
+    return [recentre(p, threshold) if soft else (p > threshold).astype(np.float32) for p in prob]
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("flip_average", [False, True])
+def test_edge_controls_at_their_defaults_leave_the_matte_bit_for_bit(demo_pair, tiny_parent, soft, flip_average):
+    from osvos_plugin.settings import RenderSettings
+
+    model, _ = load_checkpoint(tiny_parent)
+    frames = [demo_pair(f, long_side=150)[0] for f in (1001, 1002)]
+    params = {"soft_matte": soft, "flip_average": flip_average, "process_size": 64, "device": "cpu",
+              "precision": "fp32", "batch_size": 2}
+    cfg = RenderSettings.resolve(params).inference()
+    assert (cfg.edge_refine, cfg.edge_grow, cfg.edge_softness) == (False, 0.0, 0.0)
+    seg = Segmenter(model, cfg)
+    want = _todays_mattes(seg, frames, soft, cfg.threshold, flip_average)
+    got = [m for _, m in seg.stream(enumerate(frames))]
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    # frames handed over at the processing size, mattes at the plate's (as a render reads them)
+    small = [np.ascontiguousarray(f[::2, ::2]) for f in frames]
+    want = _todays_mattes(seg, small, soft, cfg.threshold, flip_average, out_size=frames[0].shape[:2])
+    got = [m for _, m in seg.stream(enumerate(small), out_size=frames[0].shape[:2])]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_edge_controls_shape_the_matte_at_plate_size(demo_pair, segmenter_factory):
+    from osvos_plugin.edges import alpha_from_probability
+
+    rgb, _ = demo_pair(1001, long_side=150)
+    prob = segmenter_factory(soft=True, threshold=0.5).probabilities([rgb])[0]
+    t = float(np.quantile(prob, 0.7))
+    plain = segmenter_factory(threshold=t).predict(rgb)
+    grown = segmenter_factory(threshold=t, edge_grow=3.0).predict(rgb)
+    shrunk = segmenter_factory(threshold=t, edge_grow=-3.0).predict(rgb)
+    assert set(np.unique(grown)) <= {0.0, 1.0} and shrunk.sum() < plain.sum() < grown.sum()
+    assert np.all(grown >= plain) and np.all(shrunk <= plain)
+    soft = segmenter_factory(threshold=t, edge_softness=4.0).predict(rgb)
+    assert np.array_equal(soft, alpha_from_probability(prob, t, 4.0))
+    assert np.array_equal(soft, segmenter_factory(threshold=t, soft=True, edge_softness=4.0).predict(rgb))
+    assert np.array_equal(soft > 0.5, plain > 0.5) and (soft == 1).mean() > 0.1 and (soft == 0).mean() > 0.5
+    with pytest.raises(ValueError, match="edge_softness"):
+        segmenter_factory(edge_softness=-1.0)
+
+
+@pytest.mark.parametrize("flip_average", [False, True])
+def test_edge_refine_guides_the_upsampling_with_the_plate(demo_pair, segmenter_factory, flip_average):
+    from osvos_plugin.edges import guided_upsample
+
+    rgb, _ = demo_pair(1001, long_side=150)  # 150 x 84, processed at 64 x 36
+    refined = segmenter_factory(soft=True, threshold=0.5, edge_refine=True, flip_average=flip_average)
+    plain = segmenter_factory(soft=True, threshold=0.5, flip_average=flip_average)
+    got = refined.probabilities([rgb])[0]
+    small = plain.probabilities([rgb], out_size=(36, 64))[0]
+    assert got.shape == rgb.shape[:2] and got.dtype == np.float32 and 0 <= got.min() and got.max() <= 1
+    assert np.allclose(got, guided_upsample(small, rgb, 2 * 150 / 64, 1e-3), atol=1e-4)
+    assert not np.allclose(got, plain.probabilities([rgb])[0], atol=1e-2)
+    hard = segmenter_factory(threshold=0.5, edge_refine=True, flip_average=flip_average).predict(rgb)
+    assert np.array_equal(hard, (got > 0.5).astype(np.float32))
+    # frames smaller than the matte still work (the guide is then the enlarged frame)
+    small_frame = np.ascontiguousarray(rgb[::2, ::2])
+    assert refined.probabilities([small_frame], out_size=rgb.shape[:2])[0].shape == rgb.shape[:2]

@@ -75,6 +75,9 @@ def test_settings_hand_out_the_configs_a_render_uses():
     assert (st.iterations, st.seed, st.process_size, st.flip_average) == (7, 3, 320, False)
     assert (inf.soft, inf.threshold, inf.process_size, inf.flip_average) == (True, 0.6, 320, False)
     assert inf.batch_size == load_manifest().parameter("batch_size").default
+    assert (inf.edge_refine, inf.edge_grow, inf.edge_softness) == (False, 0.0, 0.0)  # defaults: today's matte
+    edges = RenderSettings.resolve({"edge_refine": "on", "edge_grow": "-2.5", "edge_softness": 3}).inference()
+    assert (edges.edge_refine, edges.edge_grow, edges.edge_softness) == (True, -2.5, 3.0)
     record = s.provenance("parent.safetensors", "plate.####.exr", [["m.png", 1001]], [1010, 1020])
     assert record["iterations"] == 12 and record["self_train_iterations"] == 7
     assert record["self_train_frames"] == [1010, 1020] and record["keyframes"] == [["m.png", 1001]]
@@ -86,6 +89,10 @@ def test_settings_are_validated_and_frozen():
         RenderSettings.resolve({"threshold": 1.5})
     with pytest.raises(InputError, match="unknown parameters: nope"):
         RenderSettings.resolve({"nope": 1})
+    with pytest.raises(InputError, match="edge_softness"):
+        RenderSettings.resolve({"edge_softness": -1})
+    with pytest.raises(InputError, match="edge_grow"):
+        RenderSettings.resolve({"edge_grow": 51})
     s = RenderSettings.resolve()
     assert s.as_params() == load_manifest().resolve()
     with pytest.raises(AttributeError):
@@ -94,12 +101,12 @@ def test_settings_are_validated_and_frozen():
 
 def test_a_parameter_missing_from_the_settings_is_caught(tmp_path, monkeypatch):
     data = json.loads(REPO_MANIFEST.read_text())
-    data["parameters"].append({"name": "edge_softness", "label": "Edge softness", "type": "float", "default": 0.0,
+    data["parameters"].append({"name": "matte_blur", "label": "Matte blur", "type": "float", "default": 0.0,
                                "min": 0.0, "max": 1.0, "help": "new"})
     path = tmp_path / "plugin.json"
     path.write_text(json.dumps(data))
     monkeypatch.setenv("OSVOS_PLUGIN_JSON", str(path))
-    with pytest.raises(ManifestError, match="edge_softness"):
+    with pytest.raises(ManifestError, match="matte_blur"):
         RenderSettings.resolve()
 
 

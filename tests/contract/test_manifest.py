@@ -47,7 +47,7 @@ def test_the_manifest_beside_the_package_is_the_repositorys():
     m = load_manifest()
     assert Path(m.path).resolve() == REPO_JSON.resolve() and m.id and m.label == "OSVOS"
     assert [i["name"] for i in m.inputs] == ["Source", "Mask"] and [o["name"] for o in m.outputs] == ["Matte"]
-    assert [g for g, _ in m.groups()] == ["Input", "Learning", "Quality", "Output", "Performance"]
+    assert [g for g, _ in m.groups()] == ["Input", "Learning", "Quality", "Output", "Edges", "Performance"]
     assert m.parameter("mask_frame").optional and not m.parameter("iterations").optional
     assert mf.default("iterations") == m.parameter("iterations").default == m.defaults()["iterations"]
     with pytest.raises(KeyError):
