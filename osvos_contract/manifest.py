@@ -60,6 +60,8 @@ class Parameter:
                     raise ValueError(f"{self.name}: expected a boolean, got {value!r}")
                 value = value.lower() in _TRUE
             return bool(value)
+        if self.type == "int" and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{self.name}: expected a whole number, got {value!r}")
         try:
             value = TYPES[self.type](value)
         except (TypeError, ValueError):

@@ -181,3 +181,12 @@ def test_every_parameter_of_the_shipped_manifest_is_usable():
         if not p.optional:
             assert p.validate(p.default) == p.default
             p.cli_args(p.default)
+
+
+def test_an_int_parameter_refuses_a_fraction_rather_than_truncating_it():
+    from osvos_contract.manifest import load_manifest
+
+    p = load_manifest().parameter("iterations")
+    assert p.validate(300.0) == 300 and p.validate("12") == 12
+    with pytest.raises(ValueError, match="iterations: expected a whole number, got 2.9"):
+        p.validate(2.9)
