@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .device import resolve_device
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .finetune import finetune
 from .inference import Segmenter
 from .io import (
@@ -28,6 +28,7 @@ from .io import (
     check_matte_path,
     io_thread_budget,
     load_keyframes,
+    read_mask,
     validate_plates,
     write_matte,
 )
@@ -36,6 +37,7 @@ from .models import default_parent_path
 from .network import OSVOSNet
 from .outputs import FINGERPRINT_KEY, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render
+from .review import FrameStats, matte_stats, review, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
 from .weights import load_checkpoint, read_checkpoint_info, save_checkpoint
@@ -56,6 +58,8 @@ class RenderSummary:
     outputs: list[Path] = field(default_factory=list)
     stale: int = 0  # of the written: on disk before, made by another model or other settings
     incomplete: int = 0  # of the written: on disk before, but not whole
+    check: str = ""  # the frames to check ("check frames 1040-1052: ..."), "" when none is flagged
+    review: Path | None = None  # the per-frame report (JSON) beside the mattes
 
     @property
     def fps(self) -> float:
@@ -69,7 +73,10 @@ class RenderSummary:
         redone = [f"{n} {'was' if n == 1 else 'were'} {why}" for n, why in (
             (self.stale, "rendered with another model or other settings"),
             (self.incomplete, "incomplete or unreadable")) if n]
-        return line + (f"; of the frames on disk, {' and '.join(redone)}: rendered again" if redone else "")
+        line += f"; of the frames on disk, {' and '.join(redone)}: rendered again" if redone else ""
+        if self.check:
+            line += f"; {self.check}" + (f" (see {self.review.name})" if self.review is not None else "")
+        return line
 
 
 def render(job: RenderJob, progress: ProgressFn | None = None, cancel: CancelFlag = None) -> RenderSummary:
@@ -98,10 +105,34 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
         model = _model_for(job, plan, prepared, progress, cancel) if plan.need_model else None
         finetune_s = time.monotonic() - t_ft
         t_inf = time.monotonic()
-        written = _write_mattes(plan, model, infos, prepared, progress, cancel) if plan.todo else []
+        stats: list[FrameStats] = []
+        written = _write_mattes(plan, model, infos, prepared, progress, cancel, stats) if plan.todo else []
         infer_s = time.monotonic() - t_inf
+    check, report = _review(job, plan, stats)
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
-                         time.monotonic() - t0, written, plan.stale, plan.incomplete)
+                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report)
+
+
+def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[str, Path | None]:
+    """The frames to check, over the whole range: the mattes kept (resume) are read back. The report goes
+    beside the mattes; one that cannot be written is a warning, not a failed render."""
+    todo = set(plan.todo)
+    unread = 0
+    for i, (frame, _) in enumerate(plan.frames):
+        if i not in todo:
+            try:
+                stats.append(matte_stats(frame, read_mask(plan.outputs[i], allow_empty=True)))
+            except (InputError, OSError, ValueError) as e:
+                log.warning("frames to check: the kept matte %s could not be read (%s)", plan.outputs[i], e)
+                unread += 1
+    note = f"every frame of the range but {unread} kept matte(s) that could not be read" if unread else ""
+    result = review(stats, note)
+    try:
+        path = write_review(result, job.output)
+    except OutputError as e:
+        log.warning("the frames-to-check report was not written: %s", e)
+        path = None
+    return result.sentence, path
 
 
 def _check_before_reading(job: RenderJob, settings: RenderSettings) -> None:
@@ -157,8 +188,9 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
 
 
 def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], prepared: PreparedPlates,
-                  progress: ProgressFn | None, cancel: CancelFlag) -> list[Path]:
-    """Segment every frame to render and write its matte; returns the mattes written, in order."""
+                  progress: ProgressFn | None, cancel: CancelFlag, stats: list[FrameStats]) -> list[Path]:
+    """Segment every frame to render and write its matte; returns the mattes written, in order. The
+    statistics of each matte (``review.matte_stats``) are added to ``stats``."""
     s = plan.settings
     segmenter = Segmenter(model, s.inference())
     # Frames not kept by ``prepared`` are read from the plates, shrunk to the processing size before their
@@ -183,6 +215,7 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                 writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
                               metadata={FINGERPRINT_KEY: plan.fingerprint.for_frame(info.path)})
                 written.append(out)
+                stats.append(matte_stats(plate.info.frame, matte))
     return written
 
 

@@ -220,5 +220,5 @@ def test_a_plate_folder_named_demo_is_rendered(shot, tiny_parent, monkeypatch, c
     monkeypatch.chdir(shot)
     assert render_main(["demo", "--mask", "roto.png", "--mask-frame", "1001", "-o", "out/m.####.exr",
                         "--parent", str(tiny_parent), *FAST]) == 0
-    assert sorted(p.name for p in (shot / "out").iterdir()) == [f"m.{f}.exr" for f in range(1001, 1006)]
+    assert sorted(p.name for p in (shot / "out").glob("m.*.exr")) == [f"m.{f}.exr" for f in range(1001, 1006)]
     assert "5 frames written" in capsys.readouterr().out
