@@ -37,7 +37,7 @@ from .models import default_parent_path
 from .network import OSVOSNet
 from .outputs import FINGERPRINT_KEY, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render
-from .review import FrameStats, matte_stats, review, write_review
+from .review import FrameStats, matte_stats, previous_stats, review, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
 from .weights import load_checkpoint, read_checkpoint_info, save_checkpoint
@@ -114,14 +114,21 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
 
 
 def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[str, Path | None]:
-    """The frames to check, over the whole range: the mattes kept (resume) are read back. The report goes
-    beside the mattes; one that cannot be written is a warning, not a failed render."""
+    """The frames to check, over the whole range: a kept matte's figures come from the last report when its
+    fingerprint matches, else it is read back. The report goes beside the mattes; one that cannot be written
+    is a warning, not a failed render."""
     todo = set(plan.todo)
     unread = 0
-    for i, (frame, _) in enumerate(plan.frames):
+    before = previous_stats(job.output) if len(todo) < len(plan.frames) else {}
+    for i, (frame, plate) in enumerate(plan.frames):
         if i not in todo:
+            fingerprint = plan.fingerprint.for_frame(plate)
+            if frame in before and before[frame].fingerprint == fingerprint:
+                stats.append(before[frame])
+                continue
             try:
-                stats.append(matte_stats(frame, read_mask(plan.outputs[i], allow_empty=True)))
+                stats.append(replace(matte_stats(frame, read_mask(plan.outputs[i], allow_empty=True)),
+                                     fingerprint=fingerprint))
             except (InputError, OSError, ValueError) as e:
                 log.warning("frames to check: the kept matte %s could not be read (%s)", plan.outputs[i], e)
                 unread += 1
@@ -212,10 +219,11 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                                                  cancel=cancel, out_size=canvas_size):
                 out, info = by_frame[plate.info.frame]
                 rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
+                fingerprint = plan.fingerprint.for_frame(info.path)
                 writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
-                              metadata={FINGERPRINT_KEY: plan.fingerprint.for_frame(info.path)})
+                              metadata={FINGERPRINT_KEY: fingerprint})
                 written.append(out)
-                stats.append(matte_stats(plate.info.frame, matte))
+                stats.append(replace(matte_stats(plate.info.frame, matte), fingerprint=fingerprint))
     return written
 
 

@@ -27,7 +27,7 @@ from osvos_contract.patterns import split_token
 
 from .files import atomic_write
 
-__all__ = ["FrameStats", "Review", "matte_stats", "review", "review_path", "write_review"]
+__all__ = ["FrameStats", "Review", "matte_stats", "previous_stats", "review", "review_path", "write_review"]
 
 REVIEW_SUFFIX = ".osvos-review.json"
 STATS_SIZE = 256  # blobs are counted on the matte shrunk to at most this many pixels a side
@@ -58,6 +58,7 @@ class FrameStats:
     confidence: float | None  # mean |2a - 1| where the matte is over 0.01; None for a hard matte
     blobs: int  # blobs of at least MIN_BLOB of the largest
     second_blob_distance: float | None  # gap from the largest blob to the second, / the diagonal
+    fingerprint: str = ""  # the matte's (``outputs.Fingerprint``): a resume reuses these figures when it matches
 
     @property
     def present(self) -> bool:
@@ -190,6 +191,16 @@ def review_path(pattern: str | os.PathLike) -> Path:
     token = split_token(path)
     stem = (token.before if token is not None else path.stem).rstrip("._- ") or "matte"
     return path.parent / f"{stem}{REVIEW_SUFFIX}"
+
+
+def previous_stats(pattern: str | os.PathLike) -> dict[int, FrameStats]:
+    """The per-frame figures of the last report beside the mattes of ``pattern`` (empty when there is none or
+    it cannot be read): a resume takes a kept matte's figures from here rather than decoding it again."""
+    try:
+        data = json.loads(review_path(pattern).read_text(encoding="utf-8"))
+        return {int(f["frame"]): FrameStats(**f) for f in data["frames"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def write_review(report: Review, pattern: str | os.PathLike) -> Path:

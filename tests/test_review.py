@@ -1,6 +1,7 @@
 """Frames to check: statistics and rules on synthetic mattes with exact answers, and a render's report."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,7 +149,21 @@ def test_a_render_reports_the_frame_whose_matte_is_empty(tmp_path, tiny_parent, 
     assert report["covers"] == "every frame of the range"
 
     (tmp_path / "out" / "m.4.png").unlink()
-    again = render(job)  # resume: 4 kept and read back, 1 written
+    again = render(job)  # resume: 4 kept (their figures from the report), 1 written
     assert (again.written, again.skipped) == (1, 4)
     assert json.loads(again.review.read_text())["frames"] == report["frames"]
     assert again.check == summary.check
+
+    import osvos_plugin.pipeline as pipeline
+
+    decoded = []
+    real_read = pipeline.read_mask
+    monkeypatch.setattr(pipeline, "read_mask", lambda path, **kw: decoded.append(path) or real_read(path, **kw))
+    (tmp_path / "out" / "m.2.png").unlink()
+    render(job)
+    assert decoded == []  # the kept mattes' figures came from the report, not from decoding them again
+    summary.review.unlink()
+    (tmp_path / "out" / "m.2.png").unlink()
+    third = render(job)  # no report to reuse: the kept mattes are read back
+    assert sorted(Path(p).name for p in decoded) == ["m.1.png", "m.3.png", "m.4.png", "m.5.png"]
+    assert json.loads(third.review.read_text())["frames"] == report["frames"]
