@@ -29,7 +29,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import OpenImageIO as oiio
 
 from ..errors import InputError
 from .metrics import DEFAULT_BOUND_TH, as_binary, f_measure, jaccard, statistics
@@ -138,6 +137,8 @@ def read_annotation(path: str | os.PathLike) -> np.ndarray:
 
 
 def _read_exr_matte(path: Path) -> np.ndarray:
+    import OpenImageIO as oiio  # only EXR predictions need it; scoring PNGs or arrays does not
+
     inp = oiio.ImageInput.open(str(path))
     if inp is None:
         msg = f"{path}: cannot read this EXR ({oiio.geterror() or 'unknown error'})"
