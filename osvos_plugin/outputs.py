@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +97,15 @@ def refuse_overwriting_inputs(inputs: Inputs, outputs: Iterable[tuple[str, str |
 
 
 @contextlib.contextmanager
-def output_lock(pattern: str | os.PathLike) -> Iterator[Path | None]:
+def output_lock(pattern: str | os.PathLike, frames: Sequence[int] | None = None) -> Iterator[Path | None]:
     """Hold the lock of an output pattern (``.<name>.osvos-lock`` in its folder) while a render writes;
     OutputError naming the holder when another render holds it. Folders made for it and the lock file are
-    removed again when nothing else was put there. Without ``fcntl`` (Windows) nothing is locked."""
+    removed again when nothing else was put there. Without ``fcntl`` (Windows) nothing is locked.
+
+    A render of an explicit frame range (``frames``: a farm chunk, or a range given by hand) shares the
+    pattern's lock with other ranges and holds its range's own (``.<name>.<first>-<last>.osvos-lock``)
+    alone: chunks of one shot render side by side, the same chunk twice does not, and a render of the whole
+    shot waits for none of them but refuses to start while any runs."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
@@ -109,38 +114,58 @@ def output_lock(pattern: str | os.PathLike) -> Iterator[Path | None]:
     pattern = Path(pattern)
     made = _missing_folders(pattern.parent)
     path = pattern.parent / f".{pattern.name}.osvos-lock"
+    held: list[tuple[Path, int]] = []
     try:
         pattern.parent.mkdir(parents=True, exist_ok=True)
-        fd = _locked(path, fcntl, pattern)
+        held.append((path, _locked(path, fcntl, pattern, shared=frames is not None)))
+        if frames is not None:
+            span = f"{min(frames)}-{max(frames)}"
+            part = pattern.parent / f".{pattern.name}.{span}.osvos-lock"
+            held.append((part, _locked(part, fcntl, pattern, what=f"frames {span} of ")))
     except OSError as e:
+        _release(held, fcntl)
         _remove_empty(made)
         raise OutputError(f"cannot write into {pattern.parent} ({e.strerror or e}); check the output path and its "
                           "permissions.") from e
     except OutputError:
+        _release(held, fcntl)
         _remove_empty(made)
         raise
     try:
         yield path
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()  # while still holding it: a render waiting on this file sees it gone and retries
-        os.close(fd)
+        _release(held, fcntl)
         _remove_empty(made)
 
 
-def _locked(path: Path, fcntl, pattern: Path) -> int:
+def _release(held: list[tuple[Path, int]], fcntl) -> None:
+    """Unlock in reverse order. A lock file is removed only by its last holder (one that can take it alone),
+    while still holding it: a render waiting on the file sees it gone and retries."""
+    for path, fd in reversed(held):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass  # other ranges still hold it shared
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        os.close(fd)
+    held.clear()
+
+
+def _locked(path: Path, fcntl, pattern: Path, shared: bool = False, what: str = "") -> int:
     """An open, locked descriptor of the lock file that is still the file at ``path`` (a render that held
     it may have removed it between our open and our lock: then open the new one)."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
             os.close(fd)
             raise OutputError(
-                f"{pattern} is being rendered by another osvos-render ({holder or 'process unknown'}); wait for "
-                "it to finish or stop it, or write to another output."
+                f"{what}{pattern} {'are' if what else 'is'} being rendered by another osvos-render "
+                f"({holder or 'process unknown'}); wait for it to finish or stop it, or write to another output."
             ) from None
         try:
             current = os.stat(path)
@@ -149,9 +174,10 @@ def _locked(path: Path, fcntl, pattern: Path) -> int:
         if current is not None and os.path.samestat(current, os.fstat(fd)):
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since "
-                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+    if not shared:  # who holds it, for the message another render gets
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
     return fd
 
 

@@ -26,6 +26,7 @@ from .io import (
     PrefetchReader,
     PreparedPlates,
     check_matte_path,
+    format_frame_path,
     io_thread_budget,
     load_keyframes,
     read_mask,
@@ -37,7 +38,7 @@ from .models import default_parent_path
 from .network import OSVOSNet
 from .outputs import FINGERPRINT_KEY, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render
-from .review import FrameStats, matte_stats, previous_stats, review, write_review
+from .review import FrameStats, matte_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
 from .weights import load_checkpoint, read_checkpoint_info, save_checkpoint
@@ -86,7 +87,8 @@ def render(job: RenderJob, progress: ProgressFn | None = None, cancel: CancelFla
     _check_before_reading(job, settings)
     plan = plan_render(job, settings)  # reads only; refuses outputs that are inputs
     check_matte_path(plan.outputs[0], settings.output_format)
-    with output_lock(job.output):
+    explicit = [f for f, _ in plan.frames] if plan.settings.frames else None  # a chunk shares the shot's lock
+    with output_lock(job.output, explicit):
         return _render(job, plan, t0, progress, cancel)
 
 
@@ -108,7 +110,7 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
         stats: list[FrameStats] = []
         written = _write_mattes(plan, model, infos, prepared, progress, cancel, stats) if plan.todo else []
         infer_s = time.monotonic() - t_inf
-    check, report = _review(job, plan, stats)
+    check, report = ("", None) if job.train_only else _review(job, plan, stats)
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
                          time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report)
 
@@ -116,29 +118,37 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
 def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[str, Path | None]:
     """The frames to check, over the whole range: a kept matte's figures come from the last report when its
     fingerprint matches, else it is read back. The report goes beside the mattes; one that cannot be written
-    is a warning, not a failed render."""
+    is a warning, not a failed render. A render of an explicit range (a farm chunk) adds its frames to the
+    report's others that are still current, under a lock, so the chunks of a shot build one report."""
     todo = set(plan.todo)
     unread = 0
-    before = previous_stats(job.output) if len(todo) < len(plan.frames) else {}
-    for i, (frame, plate) in enumerate(plan.frames):
-        if i not in todo:
-            fingerprint = plan.fingerprint.for_frame(plate)
-            if frame in before and before[frame].fingerprint == fingerprint:
-                stats.append(before[frame])
-                continue
-            try:
-                stats.append(replace(matte_stats(frame, read_mask(plan.outputs[i], allow_empty=True)),
-                                     fingerprint=fingerprint))
-            except (InputError, OSError, ValueError) as e:
-                log.warning("frames to check: the kept matte %s could not be read (%s)", plan.outputs[i], e)
-                unread += 1
-    note = f"every frame of the range but {unread} kept matte(s) that could not be read" if unread else ""
-    result = review(stats, note)
-    try:
-        path = write_review(result, job.output)
-    except OutputError as e:
-        log.warning("the frames-to-check report was not written: %s", e)
-        path = None
+    explicit = bool(plan.settings.frames)
+    with review_lock(job.output):
+        before = previous_stats(job.output) if explicit or len(todo) < len(plan.frames) else {}
+        for i, (frame, plate) in enumerate(plan.frames):
+            if i not in todo:
+                fingerprint = plan.fingerprint.for_frame(plate)
+                if frame in before and before[frame].fingerprint == fingerprint:
+                    stats.append(before[frame])
+                    continue
+                try:
+                    stats.append(replace(matte_stats(frame, read_mask(plan.outputs[i], allow_empty=True)),
+                                         fingerprint=fingerprint))
+                except (InputError, OSError, ValueError) as e:
+                    log.warning("frames to check: the kept matte %s could not be read (%s)", plan.outputs[i], e)
+                    unread += 1
+        if explicit:
+            rendered = {f for f, _ in plan.frames}
+            stats = sorted(stats + [st for f, st in before.items() if f not in rendered and st.fingerprint ==
+                                    plan.fingerprint.for_frame(format_frame_path(job.source, f))],
+                           key=lambda st: st.frame)
+        note = f"every frame of the range but {unread} kept matte(s) that could not be read" if unread else ""
+        result = review(stats, note)
+        try:
+            path = write_review(result, job.output)
+        except OutputError as e:
+            log.warning("the frames-to-check report was not written: %s", e)
+            path = None
     return result.sentence, path
 
 

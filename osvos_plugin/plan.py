@@ -42,6 +42,7 @@ class RenderJob:
     save_model: str | os.PathLike | None = None  # keep the fine-tuned model for other processes
     overwrite: bool = False
     resize_mask: bool = False
+    train_only: bool = False  # fine-tune and save the model, write no matte (a farm's first task)
 
 
 Frame = tuple[int, Path]  # (frame number, plate file)
@@ -107,7 +108,7 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     fingerprint = Fingerprint.of(__version__, settings.as_params(), model_identity(
         load_model=job.load_model, parent=parent, resize_mask=job.resize_mask,
         keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes]))
-    todo, stale, incomplete = _resume(job, frames, outputs, fingerprint)
+    todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint)
     need_model = bool(todo) or job.save_model is not None
     fine_tune = need_model and job.load_model is None
     keyframes = keyframes if fine_tune else []

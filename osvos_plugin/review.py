@@ -14,9 +14,10 @@ the confidence is low. ``Review.sentence`` groups them into ranges for the rende
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -201,6 +202,41 @@ def previous_stats(pattern: str | os.PathLike) -> dict[int, FrameStats]:
         return {int(f["frame"]): FrameStats(**f) for f in data["frames"]}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+@contextlib.contextmanager
+def review_lock(pattern: str | os.PathLike) -> Iterator[None]:
+    """Wait for, then hold, the report's lock (``.<report>.lock``): chunks of one shot finishing together
+    each add their frames to the report instead of writing over each other's. The lock file is removed by
+    its holder (a waiter then finds it gone and takes a new one). Without ``fcntl``, or where the folder
+    cannot hold the lock, nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    report = review_path(pattern)
+    lock = report.parent / f".{report.name}.lock"
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.path.samestat(os.stat(lock), os.fstat(fd)):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
 
 
 def write_review(report: Review, pattern: str | os.PathLike) -> Path:

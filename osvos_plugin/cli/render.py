@@ -14,8 +14,9 @@ from pathlib import Path
 
 from osvos_contract.manifest import load_manifest
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..pipeline import Keyframe, RenderJob, render
+from ..settings import RenderSettings
 from .progress import ProgressPrinter
 from .runner import add_manifest_arguments, add_progress_argument, epilog, manifest_values, run
 
@@ -49,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Render every frame again; by default frames already written are kept (resume).")
     parser.add_argument("--resize-mask", action="store_true",
                         help="Resize a mask whose size differs from the plate instead of stopping.")
+    farm = parser.add_argument_group("Render farm")
+    farm.add_argument("--train-only", action="store_true",
+                      help="Fine-tune and --save-model, write no matte: a farm job's first task.")
+    farm.add_argument("--job-bundle", type=Path, default=None, metavar="DIR",
+                      help="Write an Open Job Description / Deadline Cloud job bundle for this render into DIR "
+                      "instead of rendering: one fine-tune task, then the frames in chunks.")
+    farm.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                      help="Frames per render task of --job-bundle (default: 10).")
+    farm.add_argument("--gpu-finetune", action="store_true",
+                      help="--job-bundle: the fine-tune task asks for a worker with a GPU; chunks run anywhere.")
     add_progress_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="Log what the engine does.")
     add_manifest_arguments(parser)
@@ -65,16 +76,42 @@ def job_from_args(args: argparse.Namespace) -> RenderJob:
                              "give --keyframe FRAME MASK, e.g. --keyframe 1080 roto.1080.png") from None
     if len(args.mask) > 1:
         raise UsageError("--mask is given more than once: give extra keyframes as --keyframe FRAME MASK")
+    if args.train_only and args.save_model is None:
+        raise UsageError("--train-only saves the fine-tuned model and renders nothing: give --save-model PATH")
     return RenderJob(
         source=args.source, output=args.output, keyframes=keyframes, params=manifest_values(args),
         parent=args.parent, load_model=args.load_model, save_model=args.save_model, overwrite=args.overwrite,
-        resize_mask=args.resize_mask,
+        resize_mask=args.resize_mask, train_only=args.train_only,
     )
+
+
+def write_bundle(args: argparse.Namespace) -> None:
+    """``--job-bundle DIR``: the render as a farm job (osvos_contract.farm) instead of rendering here."""
+    from osvos_contract import farm
+
+    if not args.mask:
+        raise UsageError("--job-bundle needs --mask: the farm job fine-tunes on it")
+    if args.keyframe or args.load_model or args.parent or args.train_only:
+        raise UsageError("--job-bundle writes a one-mask job with the shipped parent: leave out --keyframe, "
+                         "--load-model, --parent and --train-only")
+    chunk = farm.DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
+    try:
+        values = farm.bundle_values(args.source, args.mask[0], args.output, manifest_values(args), chunk_size=chunk)
+    except ValueError as e:
+        raise InputError(f"--job-bundle: {e}") from None
+    folder = farm.write_job_bundle(args.job_bundle, values, gpu_finetune=args.gpu_finetune)
+    print(f"{PROG}: job bundle written to {folder} ({values['Frames']}, {values['ChunkSize']} frames a task); "
+          f"submit it with `deadline bundle submit {folder}`, or run it here with "
+          f"`openjd run {folder / 'template.json'} -p file://{folder / 'job_parameters.json'} --run-dependencies`")
 
 
 def run_job(job: RenderJob, progress_mode: str, cancel: threading.Event | None = None) -> None:
     """Render ``job`` with a progress printer and print the summary line; errors propagate to the runner."""
-    printer = ProgressPrinter(progress_mode)
+    stages: tuple[str, ...] = ()
+    if job.train_only or job.load_model is not None:  # a farm task: progress over the stages it runs
+        learn = ("finetune", "selftrain") if RenderSettings.resolve(job.params).self_train_iterations else ("finetune",)
+        stages = ("check", *learn) if job.train_only else ("check", "infer")
+    printer = ProgressPrinter(progress_mode, stages=stages)
     try:
         summary = render(job, progress=printer, cancel=cancel)
     finally:
@@ -83,6 +120,11 @@ def run_job(job: RenderJob, progress_mode: str, cancel: threading.Event | None =
 
 
 def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
+    if args.job_bundle is not None:
+        write_bundle(args)
+        return 0
+    if args.chunk_size is not None or args.gpu_finetune:
+        raise UsageError("--chunk-size and --gpu-finetune are for --job-bundle")
     run_job(job_from_args(args), args.progress, cancel)
     return 0
 

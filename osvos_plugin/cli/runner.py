@@ -19,7 +19,7 @@ from typing import Any
 from osvos_contract.manifest import Parameter, load_manifest
 from osvos_contract.protocol import ExitCode, exit_codes_help
 
-from ..errors import Cancelled, InputError, OSVOSError
+from ..errors import Cancelled, InputError, OSVOSError, UsageError
 
 log = logging.getLogger("osvos_plugin.cli")
 
@@ -124,14 +124,29 @@ def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             group.add_argument(p.flag, type={"int": int, "float": float}.get(p.type, str), metavar=p.type.upper(),
                                **kwargs)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="set_params",
+                        help="Set a plugin.json parameter by name, e.g. --set soft_matte=true (booleans as "
+                        "true/false); for job templates and scripts. Repeatable.")
 
 
 def manifest_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The plugin.json parameters the user set on the command line (name -> value)."""
-    return {p.name: getattr(args, p.name) for p in load_manifest().parameters if getattr(args, p.name) is not None}
+    """The plugin.json parameters the user set on the command line (name -> value), by flag or ``--set``."""
+    m = load_manifest()
+    values = {p.name: getattr(args, p.name) for p in m.parameters if getattr(args, p.name) is not None}
+    names = {p.name for p in m.parameters}
+    for item in getattr(args, "set_params", None) or []:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in names:
+            raise UsageError(f"--set {item}: expected NAME=VALUE with NAME one of {', '.join(sorted(names))}")
+        if name in values:
+            raise UsageError(f"--set {item}: {name} is also given as {m.parameter(name).flag}; give it once")
+        values[name] = None if value == "" and m.parameter(name).optional else value
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto",
-                        help="auto: a bar on a terminal, silent otherwise; json: one JSON object per update "
-                        "on stdout, for host adapters.")
+    parser.add_argument("--progress", choices=["auto", "bar", "json", "openjd", "none"], default="auto",
+                        help="auto: openjd inside an Open Job Description session, a bar on a terminal, silent "
+                        "otherwise; json: one JSON object per update on stdout, for host adapters; openjd: "
+                        "openjd_progress / openjd_status lines, for render farms.")

@@ -72,14 +72,20 @@ RANGE_TEXT_LIMIT = 120
 _FILESEQ_FRAMES = 100_000  # up to this many frames, fileseq finds stepped runs (1-99x2); beyond, plain runs
 
 
+_OPENJD_STEP = re.compile(r"(-?\d+--?\d+):(\d+)")
+
+
 def parse_frame_range(spec: str) -> list[int]:
     """Frame numbers of a range string, in the order given, without duplicates.
 
     Parsed with ``fileseq.FrameSet`` so every syntax artists type in Nuke/Deadline works; sub-frames
     are refused because plates are whole frames. fileseq's own error text (a regular expression) means
     nothing to an artist, so a range that does not parse gets one line with examples instead.
+
+    ``1001-1100:2`` is a step of 2, as Open Job Description writes it (a farm chunk's frames); in fileseq
+    the colon would reorder the whole range instead, which no farm task means.
     """
-    text = re.sub(r"\s+", "", str(spec))
+    text = _OPENJD_STEP.sub(r"\1x\2", re.sub(r"\s+", "", str(spec)))
     if not text:
         raise PlateError(f"empty frame range: {_RANGE_HELP}.")
     try:
