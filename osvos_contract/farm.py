@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,49 @@ def write_job_bundle(directory: str | os.PathLike, values: dict[str, Any], manif
     return d
 
 
+
+
+def shot_bundle(
+    source: str | os.PathLike,
+    mask: str | os.PathLike,
+    output: str | os.PathLike,
+    params: dict[str, Any] | None = None,
+    shot: str = "",
+    chunk_size: int = DEFAULT_CHUNK,
+    gpu_finetune: bool = False,
+    manifest: Manifest | None = None,
+) -> Path:
+    """What a host's "farm job" button does: the bundle for this render in ``<output folder>/.osvos/<shot>.job``,
+    with the mask copied to ``.osvos/<shot>.mask.<ext>`` first (a host's mask is often a temporary file the
+    farm cannot see). ValueError (see ``bundle_values``) before anything is written."""
+    values = bundle_values(source, mask, output, params, shot, chunk_size, manifest)
+    folder = Path(values["OutputDir"]) / ".osvos"
+    kept = folder / f"{values['ShotName']}.mask{Path(mask).suffix}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if Path(mask).resolve() != kept.resolve():
+        shutil.copyfile(mask, kept)
+    values["MaskFile"] = str(kept)
+    return write_job_bundle(folder / f"{values['ShotName']}.job", values, manifest, gpu_finetune)
+
+
+def deadline_cli() -> str | None:
+    """The ``deadline`` command (AWS Deadline Cloud's CLI) when it is on PATH."""
+    return shutil.which("deadline")
+
+
+def submit(bundle: str | os.PathLike, timeout_s: float = 300) -> tuple[bool, str]:
+    """``deadline bundle submit BUNDLE`` with the user's configured farm and queue: (ok, its last line or the
+    reason it could not run)."""
+    cli = deadline_cli()
+    if cli is None:
+        return False, "the deadline command is not installed (pip install deadline); the bundle is written"
+    try:
+        proc = subprocess.run([cli, "bundle", "submit", "--yes", str(bundle)], capture_output=True, text=True,
+                              timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"deadline bundle submit failed: {e}"
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    return proc.returncode == 0, lines[-1] if lines else f"deadline exited with {proc.returncode}"
 
 
 if __name__ == "__main__":  # python -m osvos_contract.farm > farm/osvos.template.json

@@ -118,3 +118,36 @@ def test_every_command_has_version(capsys):
     for module in (render, demo, evaluate, export, train_parent):
         assert module.main(["--version"]) == 0
         assert capsys.readouterr().out.strip().endswith(__version__)
+
+
+def test_set_takes_any_parameter_by_name_and_validates_it(tmp_path, capsys):
+    import argparse
+
+    from osvos_plugin.cli.runner import add_manifest_arguments, manifest_values
+    from osvos_plugin.errors import UsageError
+
+    parser = argparse.ArgumentParser()
+    add_manifest_arguments(parser)
+    args = parser.parse_args(["--set", "soft_matte=true", "--set", "process-size=256", "--set", "mask_frame="])
+    assert manifest_values(args) == {"soft_matte": "true", "process_size": "256"}  # typed by RenderSettings
+    from osvos_plugin.settings import RenderSettings
+
+    s = RenderSettings.resolve(manifest_values(args))
+    assert s.soft_matte is True and s.process_size == 256 and s.mask_frame is None
+    for bad, why in ((["--set", "thresh=0.5"], "NAME one of"), (["--set", "threshold"], "NAME=VALUE"),
+                     (["--threshold", "0.5", "--set", "threshold=0.6"], "give it once")):
+        with pytest.raises(UsageError, match=why):
+            manifest_values(parser.parse_args(bad))
+
+
+def test_openjd_progress_lines_run_from_0_to_100_over_the_stages_a_task_runs(capsys):
+    from osvos_contract.protocol import Progress
+    from osvos_plugin.cli.progress import ProgressPrinter
+
+    p = ProgressPrinter("openjd", stages=("check", "infer"))
+    for stage, done in (("check", 4), ("infer", 1), ("infer", 1), ("infer", 4)):
+        p(Progress(stage, done, 4))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["openjd_progress: 10", "openjd_status: Checking plates 4/4 frames",
+                     "openjd_progress: 32.5", "openjd_status: Inferring 1/4 frames",  # the repeat is not printed
+                     "openjd_progress: 100", "openjd_status: Inferring 4/4 frames"]

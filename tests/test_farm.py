@@ -217,3 +217,37 @@ def test_cancelled_chunk_leaves_whole_mattes_and_resumes(shot, tmp_path):
     run = _openjd("run", template, "-p", values, "--step", "Render", env=env)
     assert run.returncode == 0, run.stdout[-2000:]
     assert f"{30 - len(written)} frames written, {len(written)} kept" in run.stdout
+
+
+def test_shot_bundle_keeps_the_mask_beside_the_mattes_and_submits_with_deadline(shot, tmp_path, monkeypatch):
+    folder, _ = shot
+    temp_mask = tmp_path / "tmp" / "mask.png"  # a host's rasterised mask lives in a temporary folder
+    temp_mask.parent.mkdir()
+    shutil.copy(folder / "roto.png", temp_mask)
+    out = tmp_path / "mattes" / "m.####.exr"
+    bundle = farm.shot_bundle(folder / "plate" / "bear.####.jpg", temp_mask, out, {"mask_frame": 1003}, shot="sh010")
+    assert bundle == tmp_path / "mattes" / ".osvos" / "sh010.job"
+    values = json.loads((bundle / "job_parameters.json").read_text())
+    kept = tmp_path / "mattes" / ".osvos" / "sh010.mask.png"
+    assert values["MaskFile"] == str(kept) and kept.read_bytes() == temp_mask.read_bytes()
+    assert values["MaskFrame"] == 1003 and values["ShotName"] == "sh010"
+    deadline = json.loads((bundle / "parameter_values.json").read_text())["parameterValues"]
+    assert {d["name"]: d["value"] for d in deadline} == values
+    assert json.loads((bundle / "asset_references.json").read_text())["assetReferences"]["inputs"] == {
+        "directories": [str(folder / "plate")], "filenames": [str(kept)]}
+    # bad input writes nothing
+    with pytest.raises(ValueError, match="outside"):
+        farm.shot_bundle(folder / "plate" / "bear.####.jpg", temp_mask, tmp_path / "x" / "m.####.exr",
+                         {"iterations": -1})
+    assert not (tmp_path / "x").exists()
+    # submitting: the deadline command when there is one, its last line reported
+    monkeypatch.setenv("PATH", str(tmp_path / "nobin"))
+    assert farm.submit(bundle) == (False, "the deadline command is not installed (pip install deadline); "
+                                          "the bundle is written")
+    fake = tmp_path / "bin" / "deadline"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\necho 'Submitted job-0123'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert farm.submit(bundle) == (True, "Submitted job-0123")
+    assert (tmp_path / "args").read_text().split() == ["bundle", "submit", "--yes", str(bundle)]

@@ -118,6 +118,19 @@ def test_a_second_render_of_the_same_output_is_refused(shot, tiny_parent, capsys
     assert render(shot, tiny_parent, "-o", str(out)) == 0  # the lock went with the first render
 
 
+def test_chunks_of_one_shot_render_side_by_side_but_not_twice(shot, tiny_parent, capsys):
+    out = shot / "out" / "m.####.png"
+    with output_lock(out, [1001, 1002]):  # a farm chunk of the same shot is rendering 1001-1002
+        assert render(shot, tiny_parent, "-o", str(out), "--frames", "1003-1005") == 0  # another chunk: fine
+        assert render(shot, tiny_parent, "-o", str(out), "--frames", "1001-1002") == 5  # the same chunk: refused
+        assert "frames 1001-1002 of" in first_error_line(capsys)
+        assert render(shot, tiny_parent, "-o", str(out)) == 5  # the whole shot waits for no chunk: refused
+        assert "is being rendered by another osvos-render" in first_error_line(capsys)
+    assert sorted(p.name for p in (shot / "out").glob("m.*.png")) == ["m.1003.png", "m.1004.png", "m.1005.png"]
+    assert not list((shot / "out").glob(".*lock"))  # every lock file went with its last holder
+    assert render(shot, tiny_parent, "-o", str(out)) == 0
+
+
 def test_cheap_checks_come_before_the_plate_check(shot, tiny_parent, capsys):
     bad = shot / "corrupt.safetensors"
     bad.write_bytes(b"not a model")

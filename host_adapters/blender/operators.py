@@ -18,6 +18,7 @@ import bpy
 from . import properties
 from .compositor import MatteSequence, wire_matte
 from .inputs import InputError, SourcePlates, clip_plates, image_mask_file, image_plates, make_tempdir, rasterize_mask
+from .osvos_contract import farm
 from .osvos_contract.manifest import ManifestError, load_manifest
 from .osvos_contract.patterns import frames_on_disk, matte_pattern
 from .osvos_contract.process import (
@@ -49,6 +50,8 @@ class Job:
     wire: bool
     scene_name: str
     env: dict[str, str] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # plugin.json name -> value, as on the command line
+    mask_file: str = ""
 
 
 def _editor_clip(context: bpy.types.Context) -> bpy.types.MovieClip | None:
@@ -105,16 +108,16 @@ def prepare_job(context: bpy.types.Context) -> Job:
             mask_file = image_mask_file(settings.mask_image, tmpdir)
         output = matte_pattern(out_dir, plates.pattern, "exr", plates.padding)
         parent = bpy.path.abspath(prefs.parent_model) if prefs and prefs.parent_model else None
+        params = properties.parameter_values(settings, manifest)
         command = build_command(
-            engine, plates.pattern, output, parameters=manifest.parameters,
-            values=properties.parameter_values(settings, manifest), mask=mask_file,
+            engine, plates.pattern, output, parameters=manifest.parameters, values=params, mask=mask_file,
             mask_frame=plates.file_frame(mask_scene_frame), parent=parent, overwrite=settings.overwrite,
         )
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     return Job(command, plates, output, plates.file_frame(mask_scene_frame), tmpdir,
-               settings.wire_compositor, scene.name, engine_environment())
+               settings.wire_compositor, scene.name, engine_environment(), params, mask_file)
 
 
 def finish_job(job: Job, result: RenderResult) -> tuple[set[str], str]:
@@ -259,6 +262,44 @@ class OSVOS_OT_render_matte(bpy.types.Operator):
         _active = None
 
 
+class OSVOS_OT_farm_job(bpy.types.Operator):
+    """Write this matte render as a render-farm job (Open Job Description / Deadline Cloud bundle) next to the
+    mattes, and submit it when the deadline command is set up"""
+
+    bl_idname = "osvos.farm_job"
+    bl_label = "Farm Job"
+
+    submit: bpy.props.BoolProperty(name="Submit", description="Submit with `deadline bundle submit` "
+                                   "(the configured farm and queue)", default=False)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene is not None and hasattr(context.scene, "osvos")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            job = prepare_job(context)
+        except (InputError, EngineNotFound, ManifestError, ValueError) as e:
+            self.report({"ERROR"}, f"OSVOS: {e}")
+            return {"CANCELLED"}
+        try:
+            params = {**job.params, "mask_frame": job.mask_file_frame}
+            bundle = farm.shot_bundle(job.plates.pattern, job.mask_file, job.output_pattern, params,
+                                      shot=bpy.path.clean_name(job.scene_name))
+        except (ValueError, OSError) as e:
+            self.report({"ERROR"}, f"OSVOS: farm job not written: {e}")
+            return {"CANCELLED"}
+        finally:
+            shutil.rmtree(job.tmpdir, ignore_errors=True)
+        if not self.submit:
+            self.report({"INFO"}, f"OSVOS: farm job written to {bundle}")
+            return {"FINISHED"}
+        ok, message = farm.submit(bundle)
+        self.report({"INFO"} if ok else {"WARNING"}, f"OSVOS: {'submitted' if ok else 'not submitted'}: {message} "
+                    f"(bundle: {bundle})")
+        return {"FINISHED"}
+
+
 class OSVOS_OT_cancel_render(bpy.types.Operator):
     """Stop the matte render after the frames in flight (frames written so far are kept)"""
 
@@ -276,7 +317,7 @@ class OSVOS_OT_cancel_render(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (OSVOS_OT_render_matte, OSVOS_OT_cancel_render)
+classes = (OSVOS_OT_render_matte, OSVOS_OT_cancel_render, OSVOS_OT_farm_job)
 
 
 def register() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bpy
 
 from . import properties
+from .osvos_contract import farm
 from .osvos_contract.manifest import ManifestError, load_manifest
 
 
@@ -65,6 +66,20 @@ def draw_osvos(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         layout.operator("osvos.cancel_render", icon="CANCEL")
     else:
         layout.operator("osvos.render_matte", icon="RENDER_ANIMATION")
+        row = layout.row(align=True)
+        row.operator("osvos.farm_job", text="Write Farm Job", icon="NETWORK_DRIVE").submit = False
+        if _has_deadline():
+            row.operator("osvos.farm_job", text="Submit", icon="EXPORT").submit = True
+
+
+_deadline: list = []
+
+
+def _has_deadline() -> bool:
+    """Whether the deadline command is on PATH, looked up once (draw() runs on every redraw)."""
+    if not _deadline:
+        _deadline.append(farm.deadline_cli() is not None)
+    return _deadline[0]
 
 
 class CLIP_PT_osvos(bpy.types.Panel):

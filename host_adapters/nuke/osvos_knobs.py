@@ -22,6 +22,7 @@ FIXED_VALUES = {"output_format": "exr"}
 # A float range wider than this ratio gets a logarithmic slider (the learning rate spans 1e-7..0.1).
 LOG_RANGE_RATIO = 1000.0
 RENDER_SCRIPT = "import osvos_nuke; osvos_nuke.render(nuke.thisNode())"
+FARM_SCRIPT = "import osvos_nuke; osvos_nuke.farm_job(nuke.thisNode())"
 EXPORT_HINT = ("To run the fine-tuned network inside Nuke's Inference node instead: osvos-render "
                "--save-model shot.safetensors, then osvos-export shot.safetensors shot.pt and load shot.pt "
                "in a CatFileCreator.")
@@ -88,6 +89,10 @@ def node_knobs(manifest: Manifest) -> list[KnobSpec]:
         KnobSpec("PyScript_Knob", "render", "Render", tooltip="Fine-tune on the painted frame and write the "
                  "matte of every frame (runs osvos-render in the background).", flags=("STARTLINE",),
                  script=RENDER_SCRIPT),
+        KnobSpec("PyScript_Knob", "farm_job", "Farm Job", tooltip="Write this render as a render-farm job (an "
+                 "Open Job Description / Deadline Cloud bundle in the matte folder's .osvos/), and submit it when "
+                 "the deadline command is set up. The Source must be a Read of files the farm can see.",
+                 script=FARM_SCRIPT),
         KnobSpec("Text_Knob", "status", "status", "not rendered yet"),
     ]
     for group, params in manifest.groups():

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import nuke
 import osvos_knobs
 
+from osvos_contract import farm
 from osvos_contract.manifest import ManifestError, load_manifest
 from osvos_contract.patterns import frames_on_disk, printf_pattern
 from osvos_contract.process import (
@@ -225,6 +226,47 @@ def prepare_job(group: nuke.Node) -> Job:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     return Job(group.fullName(), command, output, tmpdir)
+
+
+def farm_job(group: nuke.Node | None = None, submit: bool | None = None) -> str:
+    """The Farm Job button: the render as a job bundle beside the mattes (``osvos_contract.farm``), submitted
+    with the deadline command when it is there and the artist agrees (``submit`` decides in scripts)."""
+    group = group or nuke.thisNode()
+    manifest = load_manifest()
+    values = knob_values(group, osvos_knobs.node_knobs(manifest))
+    mask_frame = int(values["mask_frame"]) if values.get(osvos_knobs.use_knob("mask_frame")) else nuke.frame()
+    source = group.input(0)
+    if source is None or source.Class() != "Read" or source["disable"].value() or source["frame"].value():
+        raise_or_show(group, "a farm job reads the plate files on the workers: connect a Read (no frame offset) "
+                      "of files the farm can see to the Source input")
+        return ""
+    tmpdir = tempfile.mkdtemp(prefix="osvos_nuke_")
+    try:
+        params = osvos_knobs.parameter_values(values, manifest)
+        params["mask_frame"] = mask_frame
+        bundle = farm.shot_bundle(nuke.filename(source), mask_file(group, mask_frame, tmpdir), output_pattern(group),
+                                  params, shot=group.name())
+    except (OSVOSError, ManifestError, ValueError, OSError) as e:
+        raise_or_show(group, f"farm job not written: {e}")
+        return ""
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    message = f"farm job written to {bundle}"
+    if submit is None:
+        submit = bool(nuke.GUI and farm.deadline_cli() and nuke.ask(f"{message}.\n\nSubmit it to Deadline Cloud?"))
+    if submit:
+        ok, said = farm.submit(bundle)
+        message = f"{'submitted' if ok else 'not submitted'}: {said} (bundle: {bundle})"
+    group["status"].setValue(message)
+    return str(bundle)
+
+
+def raise_or_show(group: nuke.Node, message: str) -> None:
+    """A setup problem: in the status knob and a dialog in the GUI, raised in terminal mode."""
+    group["status"].setValue(f"error: {message}")
+    if not nuke.GUI:
+        raise OSVOSError(message)
+    nuke.message(f"OSVOS: {message}")
 
 
 # -------------------------------------------------------------------------------------------- the render

@@ -19,7 +19,8 @@ import traceback
 import bpy
 
 ADDON = "bl_ext.user_default.osvos_matte"
-REGISTERED = ("OSVOS_OT_render_matte", "OSVOS_OT_cancel_render", "CLIP_PT_osvos", "NODE_PT_osvos")
+REGISTERED = ("OSVOS_OT_render_matte", "OSVOS_OT_cancel_render", "OSVOS_OT_farm_job", "CLIP_PT_osvos",
+              "NODE_PT_osvos")
 
 
 class Collect(logging.Handler):
@@ -114,6 +115,32 @@ def clip_scenario(cfg: dict) -> dict:
     return out
 
 
+def farm_scenario(cfg: dict) -> dict:
+    """The Farm Job button: a job bundle beside the mattes, then a submit through a stand-in deadline command."""
+    scene = bpy.context.scene
+    bpy.ops.wm.save_as_mainfile(filepath=cfg["blend"])
+    clip = bpy.data.movieclips.load(cfg["plate_first"])
+    clip.frame_start = cfg["clip_start"]
+    settings = scene.osvos
+    settings.source_type = "CLIP"
+    settings.clip = clip
+    settings.mask_type = "MASK"
+    settings.mask = draw_mask("roto", cfg["mask_rect"])
+    settings.use_mask_frame = True
+    settings.mask_frame = cfg["mask_scene_frame"]
+    for name, value in cfg["params"].items():
+        setattr(settings, name, value)
+    out = {"written": sorted(bpy.ops.osvos.farm_job(submit=False))}
+    fake = os.path.join(cfg["out"], "bin")
+    os.makedirs(fake, exist_ok=True)
+    with open(os.path.join(fake, "deadline"), "w") as f:
+        f.write(f"#!/bin/sh\necho \"$@\" > {cfg['out']}/deadline-args.txt\necho 'Submitted job-0123'\n")
+    os.chmod(os.path.join(fake, "deadline"), 0o755)
+    os.environ["PATH"] = fake + os.pathsep + os.environ["PATH"]
+    out["submitted"] = sorted(bpy.ops.osvos.farm_job(submit=True))
+    return out
+
+
 def image_scenario(cfg: dict) -> dict:
     """An Image-datablock plate sequence, a painted mask image, an explicit output folder (blend unsaved)."""
     scene = bpy.context.scene
@@ -175,7 +202,7 @@ def error_scenarios(cfg: dict) -> dict:
     return found
 
 
-SCENARIOS = {"clip": clip_scenario, "image": image_scenario, "errors": error_scenarios}
+SCENARIOS = {"clip": clip_scenario, "image": image_scenario, "errors": error_scenarios, "farm": farm_scenario}
 
 
 def main() -> int:

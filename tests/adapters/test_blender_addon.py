@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -139,8 +141,8 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     })
     install = result["install"]
     assert install["enabled"] and install["scene_settings"]
-    assert install["registered"] == ["OSVOS_OT_render_matte", "OSVOS_OT_cancel_render", "CLIP_PT_osvos",
-                                     "NODE_PT_osvos"]
+    assert install["registered"] == ["OSVOS_OT_render_matte", "OSVOS_OT_cancel_render", "OSVOS_OT_farm_job",
+                                     "CLIP_PT_osvos", "NODE_PT_osvos"]
     run = result["clip"]
 
     # The command line: the clip's files as a pattern, scene frame 12 -> plate frame 1002.
@@ -193,6 +195,41 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     # Rendering again keeps the frames (resume) and reuses the nodes; disabling unregisters everything.
     assert run["nodes_after_rerun"] == run["nodes"]
     assert result["unregistered"]
+
+
+@pytest.mark.slow
+def test_farm_job_button_writes_a_bundle_that_runs_and_submits(blender_python, addon_zip, engine, tiny_parent,
+                                                               small_plates, tmp_path):
+    result = _run_driver(blender_python, tmp_path, {
+        "scenario": "farm", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
+        "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
+        "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
+        "params": {"iterations": 2, "process_size": 64, "frames": "1002-1004", "device": "cpu"},
+    })
+    run = result["farm"]
+    assert run["written"] == ["FINISHED"] and run["submitted"] == ["FINISHED"]
+    bundle = tmp_path / "osvos" / ".osvos" / "Scene.job"
+    values = json.loads((bundle / "job_parameters.json").read_text())
+    # the same render the Render Matte button runs: the clip's files, scene frame 12 -> plate frame 1002
+    assert values["PlateDir"] == str(small_plates) and values["PlateName"] == "bear.%04d.png"
+    assert values["MaskFrame"] == 1002 and values["Frames"] == "1002-1004"
+    assert values["OutputDir"] == str(tmp_path / "osvos") and values["OutputName"] == "bear_matte.%04d.exr"
+    assert values["Iterations"] == 2 and values["ProcessSize"] == 64 and values["Device"] == "cpu"
+    # the rasterised mask is kept beside the mattes (the render's temporary copy is gone)
+    assert values["MaskFile"] == str(tmp_path / "osvos" / ".osvos" / "Scene.mask.exr")
+    channels, raster = _read(values["MaskFile"])
+    assert 0.18 < (raster[..., 3] > 0.5).mean() < 0.25
+    assert (tmp_path / "out" / "deadline-args.txt").read_text().split() == ["bundle", "submit", "--yes", str(bundle)]
+    # the bundle runs: openjd renders the frames the button would have
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OSVOS_MODELS": str(tiny_parent.parent)}
+    shutil.copy(tiny_parent, tiny_parent.parent / "osvos-parent.safetensors")
+    proc = subprocess.run([str(Path(sys.executable).parent / "openjd"), "run", str(bundle / "template.json"), "-p",
+                           f"file://{bundle / 'job_parameters.json'}", "--run-dependencies"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert sorted(p.name for p in (tmp_path / "osvos").glob("*.exr")) == [
+        f"bear_matte.{n}.exr" for n in (1002, 1003, 1004)]
 
 
 @pytest.mark.slow

@@ -147,3 +147,11 @@ def test_resolve_single_files(tmp_path: Path) -> None:
         resolve_sequence(str(tmp_path / "still.png"), "1-5")
     with pytest.raises(PlateError, match="does not exist"):
         resolve_sequence(str(tmp_path / "missing.exr"))
+
+
+def test_openjd_step_syntax_is_a_step_not_fileseqs_stagger():
+    from osvos_plugin.io.sequence import parse_frame_range
+
+    assert parse_frame_range("1001-1009:4") == [1001, 1005, 1009]  # what an OpenJD chunk of a stepped range says
+    assert parse_frame_range("1-3,10-14:2") == [1, 2, 3, 10, 12, 14]
+    assert parse_frame_range("1-9x4") == [1, 5, 9]
