@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
+from pathlib import Path
 
 import torch
 
@@ -26,17 +28,71 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-@functools.cache
-def configure_cpu_threads() -> int:
-    """Intra-op threads = the cores this process may use (honouring affinity masks and OMP_NUM_THREADS)."""
-    if "OMP_NUM_THREADS" in os.environ:
-        return torch.get_num_threads()
+_threads: int | None = None  # what use_threads() set for this process
+
+
+def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """Whole cores the process's cgroup CPU quota allows (rounded up), or None without a quota: a farm task
+    given "1.5 CPUs" by its scheduler gets 2 threads, not one per core of the node. cgroup v2 (``cpu.max`` of
+    the process's own cgroup, then the root's) and v1 (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``)."""
+    root = Path(root)
+    candidates: list[tuple[Path, Path | None]] = []
+    try:
+        for line in Path(proc_cgroup).read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            rel = path.lstrip("/")
+            if controllers == "":
+                candidates.append((root / rel / "cpu.max", None))
+            elif "cpu" in controllers.split(","):
+                for v1 in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                    candidates.append((root / v1 / rel / "cpu.cfs_quota_us", root / v1 / rel / "cpu.cfs_period_us"))
+    except (OSError, ValueError):
+        pass
+    candidates += [(root / "cpu.max", None), (root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us")]
+    for quota_file, period_file in candidates:
+        try:
+            if period_file is None:
+                quota, period = quota_file.read_text().split()[:2]
+                if quota == "max":
+                    return None
+            else:
+                quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+                if int(quota) < 0:
+                    return None
+            return max(1, math.ceil(int(quota) / int(period)))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def cpu_budget() -> int:
+    """The cores this process may use: its affinity mask (cpuset, taskset), capped by its cgroup CPU quota."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
-    torch.set_num_threads(max(1, n))
+    limit = cgroup_cpu_limit()
+    return max(1, min(n, limit) if limit else n)
+
+
+def use_threads(requested: int = 0) -> int:
+    """Set torch's intra-op threads for this process: ``requested`` when above 0 (the ``threads`` parameter),
+    else ``OMP_NUM_THREADS`` when set, else ``cpu_budget()``. Returns the number set."""
+    global _threads
+    n = requested
+    if n <= 0:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        n = int(env) if env.isdigit() and int(env) > 0 else cpu_budget()
+    torch.set_num_threads(n)
+    if n != _threads:
+        log.info("%d CPU thread(s) for the network", n)
+    _threads = n
     return n
+
+
+def configure_cpu_threads() -> int:
+    """The threads already chosen for this process (``use_threads``), or the automatic choice."""
+    return _threads if _threads is not None else use_threads(0)
 
 
 @functools.cache

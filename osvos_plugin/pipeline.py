@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .device import resolve_device
+from .device import resolve_device, use_threads
 from .errors import InputError, OutputError
 from .finetune import finetune
 from .inference import Segmenter
@@ -155,6 +155,7 @@ def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[
 def _check_before_reading(job: RenderJob, settings: RenderSettings) -> None:
     """What costs nothing to check is checked before the plates are read and fine-tuning starts: the
     device, the model files' headers, and that ``--save-model`` can be written."""
+    use_threads(settings.threads)
     resolve_device(settings.device)
     read_checkpoint_info(job.load_model if job.load_model is not None else job.parent or default_parent_path())
     if job.save_model is not None:

@@ -43,6 +43,7 @@ class RenderSettings:
     device: str
     precision: str
     batch_size: int
+    threads: int
 
     @classmethod
     def resolve(cls, params: dict[str, Any] | None = None) -> RenderSettings:

@@ -222,3 +222,17 @@ def test_a_plate_folder_named_demo_is_rendered(shot, tiny_parent, monkeypatch, c
                         "--parent", str(tiny_parent), *FAST]) == 0
     assert sorted(p.name for p in (shot / "out").glob("m.*.exr")) == [f"m.{f}.exr" for f in range(1001, 1006)]
     assert "5 frames written" in capsys.readouterr().out
+
+
+def test_threads_parameter_reaches_the_network_and_keeps_the_resume(shot, tiny_parent, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert render_main(_args(shot, tiny_parent, "--threads", "1")) == 0
+        assert torch.get_num_threads() == 1
+        capsys.readouterr()
+        assert render_main(_args(shot, tiny_parent, "--threads", "2")) == 0  # not part of what made a matte
+        assert "0 frames written, 5 kept" in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(before)
