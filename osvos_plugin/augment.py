@@ -72,8 +72,12 @@ def augment_pair(
 
 
 def object_extent(mask: np.ndarray) -> float:
-    """Square root of the share of the frame that the object's bounding box covers (0 for an empty mask)."""
-    ys, xs = np.nonzero(np.asarray(mask) > 0.5)
+    """Square root of the share of the frame that the object's bounding box covers (0 for an empty mask).
+    Several objects ((K, H, W) masks): the box around all of them."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask.max(axis=0)
+    ys, xs = np.nonzero(mask > 0.5)
     if len(ys) == 0:
         return 0.0
     box = (int(ys.max() - ys.min()) + 1) * (int(xs.max() - xs.min()) + 1)
@@ -98,8 +102,10 @@ class KeyframeSampler:
     """Random augmented samples from one or more painted keyframes, pre-scaled once per scale.
 
     A keyframe is (rgb, mask), or (rgb, mask, weight) where pixels of weight 0 are left out of the loss
-    (pseudo-labels; see ``selftrain``). The weight rides along as a second mask channel, so every
+    (pseudo-labels; see ``selftrain``). The weight rides along as an extra mask channel, so every
     geometric augmentation moves it with the mask, and the sampler then gives (image, mask, weight).
+    ``mask`` is (H, W), or (K, H, W) for K objects (every keyframe the same K; an object not on a
+    keyframe is all zero there): the sample's mask then has K channels.
     """
 
     def __init__(
@@ -116,10 +122,13 @@ class KeyframeSampler:
         self.device = device
         self.g = torch.Generator().manual_seed(seed)
         self.weighted = any(len(kf) > 2 for kf in keyframes)
+        self.channels = keyframes[0][1].shape[0] if np.ndim(keyframes[0][1]) == 3 else 1
         # per keyframe: the scale-1.0 size (the window of a zoomed-in variant), then (image, mask) per scale
         self.variants: list[tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]]] = []
         for rgb, mask, *weight in keyframes:
-            img_t, mask_t = to_tensor_image(rgb), to_tensor_mask(mask)
+            img_t = to_tensor_image(rgb)
+            mask_t = to_tensor_mask(mask) if np.ndim(mask) == 2 else torch.from_numpy(
+                np.ascontiguousarray(mask, dtype=np.float32))[None]
             if self.weighted:
                 w_t = to_tensor_mask(weight[0]) if weight else torch.ones_like(mask_t)
                 mask_t = torch.cat([mask_t, w_t], dim=1)
@@ -141,7 +150,8 @@ class KeyframeSampler:
         image = image.contiguous(memory_format=torch.channels_last)
         if self.weighted:
             # a weight blurred by resizing or rotation marks the edge of an ignored region: ignore it too
-            return image, mask[:, :1].contiguous(), (mask[:, 1:] > 0.999).float()
+            k = self.channels
+            return image, mask[:, :k].contiguous(), (mask[:, k:k + 1] > 0.999).float()
         return image, mask
 
     def _window(
@@ -153,7 +163,7 @@ class KeyframeSampler:
         wh, ww = min(h, window[0]), min(w, window[1])
         if (wh, ww) == (h, w):
             return image, mask
-        ys, xs = torch.nonzero(mask[0, 0] > 0.5, as_tuple=True)
+        ys, xs = torch.nonzero(mask[0, :self.channels].amax(0) > 0.5, as_tuple=True)  # any object
         if len(ys):
             k = int(torch.randint(0, len(ys), (), generator=self.g))
             ay, ax = int(ys[k]), int(xs[k])

@@ -50,9 +50,13 @@ class FinetuneConfig:
 
 
 def validate_keyframe(rgb: np.ndarray, mask: np.ndarray, name: str = "keyframe") -> None:
-    """One clear error for keyframes the network cannot learn from."""
+    """One clear error for keyframes the network cannot learn from. ``mask`` (H, W), or (K, H, W) for K
+    objects, where an object may be absent from a keyframe (painted on another) but the union is checked."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"{name}: image must be (H, W, 3) RGB, got shape {rgb.shape}")
+    if mask.ndim == 3:
+        validate_keyframe(rgb, mask.max(axis=0), name)
+        return
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"{name}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}")
     if not (np.isfinite(rgb).all() and np.isfinite(mask).all()):
@@ -81,10 +85,18 @@ def finetune(
     cfg = config or FinetuneConfig()
     for i, (rgb, mask) in enumerate(keyframes):
         validate_keyframe(rgb, mask, f"keyframe {i}")
+    objects = {kf[1].shape[0] if kf[1].ndim == 3 else 1 for kf in keyframes}
+    if len(objects) != 1:
+        raise ValueError(f"every keyframe needs a mask per object; got {sorted(objects)} objects")
+    (n,) = objects
+    if n > 1:  # each object painted on at least one keyframe, else it cannot be learnt
+        painted = np.stack([kf[1].reshape(n, -1).max(axis=1) for kf in keyframes]).max(axis=0)
+        if (painted <= 0.5).any():
+            raise ValueError(f"object {int(np.argmin(painted)) + 1} is painted on no keyframe")
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
-    model = prepare_model(copy.deepcopy(parent), device)
+    model = prepare_model(parent.with_objects(n) if n != parent.num_objects else copy.deepcopy(parent), device)
     if cfg.iterations <= 0:
         return model.eval()
     sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)

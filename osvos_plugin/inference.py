@@ -24,7 +24,7 @@ from .device import prepare_model, resolve_device, resolve_precision
 from .edges import alpha_from_probability, guided_upsample
 from .imaging import fit_long_side, resize
 from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
-from .network import OSVOSNet
+from .network import OSVOSNet, object_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -112,36 +112,42 @@ class Segmenter:
         if self.cfg.flip_average:
             # The frame and its mirror image in one batch; the mirrored answer is flipped back, and the
             # probabilities (not the logits, so one confident view cannot outvote the other) averaged.
-            both = torch.sigmoid(self.model(torch.cat([x, x.flip(-1)])).float())
+            both = object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
             n = x.shape[0]
             prob = 0.5 * (both[:n] + both[n:].flip(-1))
             if prob.shape[-2:] != (out_h, out_w):
                 prob = F.interpolate(prob, size=(out_h, out_w), mode="bilinear", align_corners=False)
-            return list(prob[:, 0].cpu().numpy())
+            return self._per_frame(prob)
         logits = self.model(x).float()
         if logits.shape[-2:] != (out_h, out_w):
             logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
-        prob = torch.sigmoid(logits)[:, 0].cpu().numpy()
-        return list(prob)
+        return self._per_frame(object_probabilities(logits))
+
+    @staticmethod
+    def _per_frame(prob: torch.Tensor) -> list[np.ndarray]:
+        """(N, K, H, W) -> N arrays: (H, W) for one object, (K, H, W) for several."""
+        prob = prob.cpu().numpy()
+        return list(prob[:, 0]) if prob.shape[1] == 1 else list(prob)
 
     def _refined(self, frames: list[np.ndarray], x: torch.Tensor, out_size: tuple[int, int]) -> list[np.ndarray]:
         """The probability at the processing size, upsampled to ``out_size`` with each frame as the guide."""
         if self.cfg.flip_average:  # as in ``probabilities``: the mean of the frame's and its mirror's
-            both = torch.sigmoid(self.model(torch.cat([x, x.flip(-1)])).float())
+            both = object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
             n = x.shape[0]
             prob = 0.5 * (both[:n] + both[n:].flip(-1))
         else:
-            prob = torch.sigmoid(self.model(x).float())
+            prob = object_probabilities(self.model(x).float())
         out = []
-        for small, rgb in zip(prob[:, 0].cpu().numpy(), frames, strict=True):
+        for small, rgb in zip(prob.cpu().numpy(), frames, strict=True):
             if rgb.shape[:2] != out_size:
                 if not self._warned_small_guide:
                     log.warning("edge refinement: frames of %s guide a %s matte; pass the plate at full size "
                                 "for plate-resolution edges", rgb.shape[:2], out_size)
                     self._warned_small_guide = True
                 rgb = cv2.resize(rgb, out_size[::-1], interpolation=cv2.INTER_LINEAR)
-            scale = 0.5 * (out_size[0] / small.shape[0] + out_size[1] / small.shape[1])
-            out.append(guided_upsample(small, rgb, EDGE_RADIUS * scale, EDGE_EPS))
+            scale = 0.5 * (out_size[-2] / small.shape[-2] + out_size[-1] / small.shape[-1])
+            up = [guided_upsample(p, rgb, EDGE_RADIUS * scale, EDGE_EPS) for p in small]
+            out.append(up[0] if len(up) == 1 else np.stack(up))
         return out
 
     def matte(self, prob: np.ndarray) -> np.ndarray:
@@ -153,6 +159,10 @@ class Segmenter:
         ``edge_softness`` wide across the moved edge; there ``soft_matte`` only matters at softness 0, where
         it anti-aliases the (moved) hard edge.
         """
+        if prob.ndim == 3:  # several objects: each its own matte, a pixel to the most likely one only
+            mattes = np.stack([self.matte(p) for p in prob])
+            winner = prob.argmax(axis=0)
+            return mattes * (np.arange(len(prob))[:, None, None] == winner[None])
         c = self.cfg
         if c.edge_grow != 0 or c.edge_softness != 0:
             return alpha_from_probability(prob, c.threshold, c.edge_softness, c.edge_grow, antialias=c.soft)

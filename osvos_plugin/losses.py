@@ -11,17 +11,19 @@ def class_balanced_bce(
 ) -> torch.Tensor:
     """The paper's loss: positives weighted by the share of negatives, negatives by the share of positives.
 
-    ``target`` may be soft (in [0, 1]). Per image: sum(beta * y * -log sigmoid(x) + (1 - beta) * (1 - y)
-    * -log(1 - sigmoid(x))) / npixels, with beta = |Y-| / |Y|; then the mean over the batch. Dividing by
+    ``target`` may be soft (in [0, 1]); (N, C, H, W), one channel per object. Per image and channel:
+    sum(beta * y * -log sigmoid(x) + (1 - beta) * (1 - y) * -log(1 - sigmoid(x))) / npixels, with
+    beta = |Y-| / |Y|; then the mean over images and channels. Dividing by
     the pixel count keeps the learning rate independent of the image size. Computed with softplus, which
     is stable for logits of any magnitude.
 
-    ``weight`` (same shape, 0 or 1): pixels with weight 0 are ignored, as if absent from the image (the
+    ``weight`` (one channel, 0 or 1): pixels with weight 0 are ignored, as if absent from the image (the
     shares and the pixel count are over the others); used for pseudo-labels that leave unsure pixels out.
     """
     logits = logits.float()
     target = target.float()
-    dims = tuple(range(1, logits.ndim))
+    # per image and per channel (each object's score is its own one-vs-rest problem), then the mean
+    dims = tuple(range(2, logits.ndim))
     loss_pos = target * F.softplus(-logits)  # -log sigmoid(x)
     loss_neg = (1.0 - target) * F.softplus(logits)  # -log(1 - sigmoid(x))
     if weight is None:
@@ -35,6 +37,27 @@ def class_balanced_bce(
     return (per_pixel.sum(dim=dims, keepdim=True) / count).mean()
 
 
+def class_balanced_ce(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``class_balanced_bce`` for K objects (logits and targets (N, K, H, W)): cross-entropy over a
+    background (logit 0, target 1 - the objects') and the K objects, each class's pixels weighted by
+    1 - its share of the image, which for one object is exactly the two-class balance above. ``weight``:
+    as there."""
+    if logits.shape[1] == 1:
+        return class_balanced_bce(logits, target, weight)
+    logits = logits.float()
+    target = target.float().clamp(0.0, 1.0)
+    target = torch.cat([(1.0 - target.sum(dim=1, keepdim=True)).clamp_min(0.0), target], dim=1)
+    log_p = torch.log_softmax(torch.cat([torch.zeros_like(logits[:, :1]), logits], dim=1), dim=1)
+    dims = tuple(range(2, logits.ndim))
+    w = torch.ones_like(target[:, :1]) if weight is None else weight.float()
+    count = w.sum(dim=dims, keepdim=True).clamp_min(1.0)
+    share = (target * w).sum(dim=dims, keepdim=True) / count  # (N, K+1, 1, 1)
+    per_pixel = -((1.0 - share) * target * log_p).sum(dim=1, keepdim=True) * w
+    return (per_pixel.sum(dim=dims, keepdim=True) / count).mean()
+
+
 def deep_supervision_loss(
     fused: torch.Tensor,
     sides: list[torch.Tensor],
@@ -43,7 +66,7 @@ def deep_supervision_loss(
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above)."""
-    loss = class_balanced_bce(fused, target, weight)
+    loss = class_balanced_ce(fused, target, weight)
     if side_weight > 0:
-        loss = loss + side_weight * sum(class_balanced_bce(s, target, weight) for s in sides)
+        loss = loss + side_weight * sum(class_balanced_ce(s, target, weight) for s in sides)
     return loss

@@ -8,6 +8,8 @@ convention of the weights travels with the model.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,6 +73,15 @@ def conv_names(stage: int) -> list[str]:
     return [f"{stage}.{first + 2 * k}" for k in range(len(VGG16_CFG[stage]))]
 
 
+def object_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Each object's probability from the network's logits (N, K, H, W): a softmax over the K objects and a
+    background whose logit is 0, so objects compete for a pixel; for one object exactly the sigmoid."""
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits)
+    zero = torch.zeros_like(logits[:, :1])
+    return torch.softmax(torch.cat([zero, logits], dim=1), dim=1)[:, 1:]
+
+
 def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
@@ -83,15 +94,38 @@ class OSVOSNet(nn.Module):
     to one, so this is exactly the paper's fusion, while upsampling 4 channels instead of 64.
     """
 
-    def __init__(self, input_convention: str = "caffe_bgr") -> None:
+    def __init__(self, input_convention: str = "caffe_bgr", num_objects: int = 1) -> None:
         super().__init__()
+        if num_objects < 1:
+            raise ValueError(f"num_objects must be at least 1, got {num_objects}")
         self.norm = InputNorm(input_convention)
         self.stages = make_vgg16_stages()
         side_in = [VGG16_CFG[s][-1] for s in OSVOS_SIDE_STAGES]
         self.side_prep = nn.ModuleList(nn.Conv2d(c, SIDE_CHANNELS, 3, padding=1) for c in side_in)
-        self.side_score = nn.ModuleList(nn.Conv2d(SIDE_CHANNELS, 1, 1) for _ in side_in)
-        self.fuse = nn.Conv2d(SIDE_CHANNELS * len(side_in), 1, 1)
+        # One score per object, sharing the trunk and the side features, so several objects cost one
+        # network; the objects and a background compete for each pixel (``object_probabilities``). A parent
+        # has one score (generic foreground).
+        self.side_score = nn.ModuleList(nn.Conv2d(SIDE_CHANNELS, num_objects, 1) for _ in side_in)
+        self.fuse = nn.Conv2d(SIDE_CHANNELS * len(side_in), num_objects, 1)
         self.reset_heads()
+
+    @property
+    def num_objects(self) -> int:
+        return self.fuse.out_channels
+
+    def with_objects(self, n: int) -> OSVOSNet:
+        """A copy with ``n`` object scores, each starting as this network's first (a parent's generic
+        foreground), so every object's fine-tuning starts where a single object's does."""
+        if n == self.num_objects:
+            return copy.deepcopy(self)
+        out = OSVOSNet(self.input_convention, n)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(("side_score.", "fuse."))}
+        out.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            for src, dst in zip([*self.side_score, self.fuse], [*out.side_score, out.fuse], strict=True):
+                dst.weight.copy_(src.weight[:1].expand_as(dst.weight))
+                dst.bias.copy_(src.bias[:1].expand_as(dst.bias))
+        return out.to(next(self.parameters()).device)
 
     @property
     def input_convention(self) -> str:
@@ -123,7 +157,7 @@ class OSVOSNet(nn.Module):
         return out + self.fuse.bias.to(out.dtype).view(1, -1, 1, 1)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Fused foreground logits (N, 1, H, W) for RGB images (N, 3, H, W) in [0, 1]."""
+        """Fused logits (N, objects, H, W) for RGB images (N, 3, H, W) in [0, 1]."""
         preps = self._side_features(rgb)
         return self._fused(preps, rgb.shape[-2:])
 

@@ -279,11 +279,12 @@ def load_checkpoint(
     info = read_checkpoint_info(path)
     if expect is not None and info.architecture != expect:
         raise WeightsError(f"{path}: holds a {info.architecture} model, expected {expect}.")
-    model = ARCHITECTURES[info.architecture](info.input_convention)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as e:
         raise WeightsError(f"{path}: the tensors cannot be read ({e}); the file is truncated or corrupt.") from e
+    objects = state["fuse.weight"].shape[0] if "fuse.weight" in state and state["fuse.weight"].ndim == 4 else 1
+    model = ARCHITECTURES[info.architecture](info.input_convention, **({"num_objects": objects} if objects > 1 else {}))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

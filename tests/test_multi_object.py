@@ -1,0 +1,90 @@
+"""Several objects in one network: shared trunk, one score per object, objects and background competing
+for each pixel. One object stays exactly the single-object OSVOS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from osvos_plugin.finetune import FinetuneConfig, finetune
+from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.losses import class_balanced_bce, class_balanced_ce
+from osvos_plugin.models import load_parent
+from osvos_plugin.network import OSVOSNet, object_probabilities
+from osvos_plugin.weights import load_checkpoint, save_checkpoint
+
+
+def two_object_shot(n: int = 6, h: int = 90, w: int = 160):
+    """A red square moving right and a blue disc moving left over grey noise, with their exact masks."""
+    rng = np.random.default_rng(0)
+    frames, masks = [], []
+    yy, xx = np.mgrid[:h, :w]
+    for t in range(n):
+        img = (0.45 + 0.1 * rng.random((h, w, 3))).astype(np.float32)
+        m = np.zeros((2, h, w), np.float32)
+        y, x = 20 + 2 * t, 15 + 6 * t
+        img[y:y + 30, x:x + 30] = [0.9, 0.1, 0.1]
+        m[0, y:y + 30, x:x + 30] = 1
+        disc = (yy - 50) ** 2 + (xx - (120 - 5 * t)) ** 2 < 15 ** 2
+        img[disc] = [0.1, 0.2, 0.9]
+        m[1][disc] = 1
+        frames.append(img)
+        masks.append(m)
+    return frames, masks
+
+
+def test_one_object_is_the_sigmoid_and_the_two_class_loss():
+    logits = torch.randn(2, 1, 8, 8)
+    target = (torch.rand(2, 1, 8, 8) > 0.7).float()
+    assert torch.equal(object_probabilities(logits), torch.sigmoid(logits))
+    assert class_balanced_ce(logits, target) == class_balanced_bce(logits, target)
+    # the K-object loss with a second object that is absent and never predicted is the one-object loss
+    both = torch.cat([logits, torch.full_like(logits, -40.0)], dim=1)
+    assert class_balanced_ce(both, torch.cat([target, torch.zeros_like(target)], 1)).item() == pytest.approx(
+        class_balanced_bce(logits, target).item(), rel=1e-5)
+    probs = object_probabilities(torch.randn(3, 4, 5, 5))
+    assert (probs.sum(1) < 1).all() and (probs > 0).all()  # the background keeps a share
+
+
+def test_object_heads_start_from_the_parents_and_survive_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    multi = parent.with_objects(3)
+    assert multi.num_objects == 3 and parent.num_objects == 1
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        single, three = parent(x), multi(x)
+    assert three.shape == (1, 3, 32, 48) and torch.allclose(three, single.expand_as(three), atol=1e-6)
+    with torch.no_grad():
+        multi.fuse.bias[2] += 1.0
+    save_checkpoint(multi, tmp_path / "m.safetensors")
+    loaded, _ = load_checkpoint(tmp_path / "m.safetensors")
+    assert loaded.num_objects == 3 and torch.equal(loaded.fuse.bias, multi.fuse.bias)
+
+
+def test_keyframes_need_every_object_painted_somewhere():
+    frames, masks = two_object_shot(2)
+    first = masks[0].copy()
+    first[1] = 0
+    with pytest.raises(ValueError, match="object 2 is painted on no keyframe"):
+        finetune(OSVOSNet(), [(frames[0], first)], FinetuneConfig(iterations=1, device="cpu"))
+    with pytest.raises(ValueError, match="a mask per object"):
+        finetune(OSVOSNet(), [(frames[0], masks[0]), (frames[1], masks[1][0])], FinetuneConfig(iterations=1))
+
+
+@pytest.mark.slow
+def test_two_objects_learnt_in_one_fine_tune_match_their_exact_masks():
+    frames, masks = two_object_shot()
+    cfg = FinetuneConfig(iterations=80, process_size=96, device="cpu", precision="fp32")
+    model = finetune(load_parent(None), [(frames[0], masks[0])], cfg)
+    assert model.num_objects == 2
+    seg = Segmenter(model, InferenceConfig(process_size=96, device="cpu", precision="fp32", flip_average=False,
+                                           threshold=0.5))
+    for img, truth in zip(frames, masks, strict=True):
+        matte = seg.matte(seg.probabilities([img])[0])
+        assert matte.shape == truth.shape
+        assert not ((matte[0] > 0) & (matte[1] > 0)).any()  # a pixel belongs to one object at most
+        for k, floor in ((0, 0.8), (1, 0.7)):  # the disc's edge is the harder one at 96 px
+            inter = ((matte[k] > 0.5) & (truth[k] > 0.5)).sum()
+            assert inter / ((matte[k] > 0.5) | (truth[k] > 0.5)).sum() > floor, (k, inter)
