@@ -243,13 +243,15 @@ def file_stamp(path: str | os.PathLike) -> str:
 def model_identity(*, load_model: str | os.PathLike | None = None,
                    parent: str | os.PathLike | None = None,
                    keyframes: Iterable[tuple[str | os.PathLike, int, str | os.PathLike]] = (),
-                   resize_mask: bool = False) -> dict:
+                   resize_mask: bool = False, objects: Iterable[str] = ()) -> dict:
     """What decides the network: a loaded model's bytes, or the parent's bytes, each painted mask with the
-    frame it was painted on and that frame's plate, and the fine-tuning parameters."""
+    frame it was painted on and that frame's plate, and the fine-tuning parameters; with several objects,
+    their names (the mattes' layers)."""
+    named = {"objects": list(objects)} if objects else {}
     if load_model is not None:
-        return {"loaded": file_digest(load_model)}
+        return {"loaded": file_digest(load_model), **named}
     return {
         "parent": file_digest(parent) if parent is not None else "missing",
         "keyframes": [[int(frame), file_digest(mask), file_stamp(plate)] for mask, frame, plate in keyframes],
-        "resize_mask": bool(resize_mask),
+        "resize_mask": bool(resize_mask), **named,
     }

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .device import resolve_device, use_threads
-from .errors import InputError, OutputError
+from .errors import InputError, ModelError, OutputError
 from .finetune import finetune
 from .inference import Segmenter
 from .io import (
@@ -29,6 +29,7 @@ from .io import (
     format_frame_path,
     io_thread_budget,
     load_keyframes,
+    load_object_keyframes,
     read_mask,
     validate_plates,
     write_matte,
@@ -38,7 +39,7 @@ from .models import default_parent_path
 from .network import OSVOSNet
 from .outputs import FINGERPRINT_KEY, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render
-from .review import FrameStats, matte_stats, previous_stats, review, review_lock, write_review
+from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
 from .weights import load_checkpoint, read_checkpoint_info, save_checkpoint
@@ -187,9 +188,18 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
     if not plan.fine_tune:
         model, info = load_checkpoint(job.load_model, expect="osvos-vgg16")
         log.info("using fine-tuned model %s (%s)", job.load_model, info.provenance.get("kind", "?"))
+        if model.num_objects != max(1, len(plan.objects)):
+            raise ModelError(f"{job.load_model}: the model has {model.num_objects} object scores but records "
+                             f"{len(plan.objects)} object names; save it again with osvos-render --save-model.")
         return model
     s = plan.settings
-    keyframes = load_keyframes(job.source, plan.keyframes, dict(plan.frames), s.input_colorspace, job.resize_mask)
+    if plan.objects:
+        keyframes = load_object_keyframes(job.source, [(m, f, o) for (m, f), o in zip(
+            plan.keyframes, plan.keyframe_objects, strict=True)], list(plan.objects), dict(plan.frames),
+            s.input_colorspace, job.resize_mask)
+    else:
+        keyframes = load_keyframes(job.source, plan.keyframes, dict(plan.frames), s.input_colorspace,
+                                   job.resize_mask)
     parent, _ = load_checkpoint(plan.parent, expect="osvos-vgg16")
     model = finetune(parent, keyframes, s.finetune(), progress=progress, cancel=cancel)
     if plan.self_train_frames:
@@ -198,9 +208,10 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
         later = [prepared.read(path, f, keep=f in rendered).rgb for f, path in plan.self_train_frames]
         model = self_train(model, keyframes, later, s.self_train(), progress=progress, cancel=cancel)
     if job.save_model is not None:
-        save_checkpoint(model, job.save_model, provenance=s.provenance(
-            str(plan.parent), job.source, [[str(m), f] for m, f in plan.keyframes],
-            [f for f, _ in plan.self_train_frames]))
+        record = s.provenance(str(plan.parent), job.source, [[str(m), f] for m, f in plan.keyframes],
+                              [f for f, _ in plan.self_train_frames])
+        save_checkpoint(model, job.save_model, provenance={**record, "objects": list(plan.objects)}
+                        if plan.objects else record)
         log.info("fine-tuned model saved to %s", job.save_model)
     return model
 
@@ -231,10 +242,16 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                 out, info = by_frame[plate.info.frame]
                 rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
                 fingerprint = plan.fingerprint.for_frame(info.path)
+                layers: tuple = ()
+                if plan.objects:  # A holds every object, each object its own layer
+                    frame_stats = objects_stats(plate.info.frame, matte)
+                    layers, matte = tuple(zip(plan.objects, matte, strict=True)), matte.max(axis=0)
+                else:
+                    frame_stats = matte_stats(plate.info.frame, matte)
                 writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
-                              metadata={FINGERPRINT_KEY: fingerprint})
+                              metadata={FINGERPRINT_KEY: fingerprint}, layers=layers)
                 written.append(out)
-                stats.append(replace(matte_stats(plate.info.frame, matte), fingerprint=fingerprint))
+                stats.append(replace(frame_stats, fingerprint=fingerprint))
     return written
 
 

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .io import PlateError, check_frames_exist, format_frame_path, read_matte_metadata, resolve_sequence
+from .errors import InputError
+from .io import PlateError, check_frames_exist, format_frame_path, object_names, read_matte_metadata, resolve_sequence
 from .models import default_parent_path
 from .outputs import FINGERPRINT_KEY, Fingerprint, Inputs, model_identity, refuse_overwriting_inputs
 from .selftrain import frames_to_learn_from
 from .settings import RenderSettings
+from .weights import WeightsError, read_checkpoint_info
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Keyframe:
 
     mask: str | os.PathLike
     frame: int | None = None
+    object: str | None = None  # several objects: the object painted (None: the mask itself, or its labels)
 
 
 @dataclass
@@ -62,6 +65,8 @@ class RenderPlan:
     parent: Path | None = None  # the network fine-tuned, when fine-tuning
     stale: int = 0  # mattes on disk made by another model or other settings: rendered again
     incomplete: int = 0  # mattes on disk that do not read back whole: rendered again
+    keyframe_objects: tuple[str | None, ...] = ()  # per keyframe: the object painted (None: the mask's own)
+    objects: tuple[str, ...] = ()  # several objects: their names (the mattes' layers); () for one object
 
     @property
     def to_render(self) -> list[Frame]:
@@ -99,14 +104,19 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     outputs = check_output_pattern(job, [f for f, _ in frames])
     plates = dict(frames)
     # The mask_frame parameter places the first keyframe; a keyframe without a frame is the range's first.
-    keyframes = []
+    keyframes, painted = [], []
     for i, kf in enumerate(job.keyframes):
-        default = settings.mask_frame if i == 0 and settings.mask_frame is not None else frames[0][0]
+        # the first keyframe's frame (and, with several objects, every keyframe given without one) is the
+        # mask frame's
+        first = i == 0 or (kf.object is not None and kf.frame is None)
+        default = settings.mask_frame if first and settings.mask_frame is not None else frames[0][0]
         keyframes.append((kf.mask, default if kf.frame is None else kf.frame))
+        painted.append(kf.object)
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
     _refuse_overwriting_inputs(job, frames, outputs, keyframes, parent)
+    objects = _objects(job, keyframes, painted, settings)
     fingerprint = Fingerprint.of(__version__, settings.as_params(), model_identity(
-        load_model=job.load_model, parent=parent, resize_mask=job.resize_mask,
+        load_model=job.load_model, parent=parent, resize_mask=job.resize_mask, objects=objects,
         keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes]))
     todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint)
     need_model = bool(todo) or job.save_model is not None
@@ -114,7 +124,28 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     keyframes = keyframes if fine_tune else []
     return RenderPlan(settings, frames, outputs, todo, keyframes,
                       _self_train_frames(job, settings, frames, {f for _, f in keyframes}), need_model, fine_tune,
-                      fingerprint, parent if fine_tune else None, stale, incomplete)
+                      fingerprint, parent if fine_tune else None, stale, incomplete,
+                      tuple(painted) if fine_tune else (), tuple(objects))
+
+
+def _objects(job: RenderJob, keyframes: list[tuple[str | os.PathLike, int]], painted: list[str | None],
+             settings: RenderSettings) -> list[str]:
+    """The objects of the render ([] for one): from the keyframes, or the loaded model's record; what
+    several objects cannot do yet is refused here, before anything is read or learnt."""
+    if job.load_model is not None:
+        try:  # a render has read this header already (its cheap checks); a plan alone may not have the file
+            objects = list(read_checkpoint_info(job.load_model).provenance.get("objects") or [])
+        except WeightsError:
+            objects = []
+    else:
+        objects = object_names([(m, f, name) for (m, f), name in zip(keyframes, painted, strict=True)])
+    if objects:
+        if settings.output_format != "exr":
+            raise InputError(f"{len(objects)} objects ({', '.join(objects)}) are written as one EXR with a layer "
+                             f"per object; use --output-format exr (not {settings.output_format}).")
+        if settings.self_train_iterations and job.load_model is None:
+            raise InputError("self-training learns one object; set --self-train-iterations 0 for several objects.")
+    return objects
 
 
 def _refuse_overwriting_inputs(job: RenderJob, frames: list[Frame], outputs: list[Path],

@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -119,6 +119,17 @@ def matte_stats(frame: int, matte: np.ndarray) -> FrameStats:
         small = (cv2.resize(matte, size, interpolation=cv2.INTER_AREA) > 0.5).astype(np.uint8)
     blobs, distance = _blobs(small)
     return FrameStats(int(frame), round(area, 6), confidence, blobs, distance)
+
+
+def objects_stats(frame: int, mattes: np.ndarray) -> FrameStats:
+    """Statistics of several objects' mattes (K, H, W): the area of all of them, their blobs added up, the
+    farthest second blob of any one object (two objects apart are not a stray blob), the least sure one."""
+    each = [matte_stats(frame, m) for m in mattes]
+    union = matte_stats(frame, np.max(mattes, axis=0))
+    distances = [s.second_blob_distance for s in each if s.second_blob_distance is not None]
+    confidences = [s.confidence for s in each if s.confidence is not None]
+    return replace(union, blobs=sum(s.blobs for s in each), second_blob_distance=max(distances) if distances else None,
+                   confidence=min(confidences) if confidences else None)
 
 
 def _blobs(binary: np.ndarray) -> tuple[int, float | None]:

@@ -88,3 +88,106 @@ def test_two_objects_learnt_in_one_fine_tune_match_their_exact_masks():
         for k, floor in ((0, 0.8), (1, 0.7)):  # the disc's edge is the harder one at 96 px
             inter = ((matte[k] > 0.5) & (truth[k] > 0.5)).sum()
             assert inter / ((matte[k] > 0.5) | (truth[k] > 0.5)).sum() > floor, (k, inter)
+
+
+# ------------------------------------------------------------------------------ osvos-render, end to end
+
+
+def _write_shot(folder):
+    """The two-object shot as PNG plates 1001-1006, its label PNG (palette) and one mask per object."""
+    import cv2
+    from PIL import Image
+
+    frames, masks = two_object_shot()
+    (folder / "plate").mkdir(parents=True)
+    for i, img in enumerate(frames):
+        cv2.imwrite(str(folder / "plate" / f"shot.{1001 + i}.png"), cv2.cvtColor(np.round(img * 255).astype(np.uint8),
+                                                                              cv2.COLOR_RGB2BGR))
+    labels = (masks[0][0] * 1 + masks[0][1] * 2).astype(np.uint8)
+    pal = Image.fromarray(labels, mode="P")
+    pal.putpalette([0, 0, 0, 200, 0, 0, 0, 0, 200] + [0] * (256 * 3 - 9))
+    pal.save(folder / "labels.png")
+    for k, name in enumerate(("red", "blue")):
+        cv2.imwrite(str(folder / f"{name}.png"), (masks[0][k] * 255).astype(np.uint8))
+    return masks
+
+
+def _layers(path):
+    import OpenImageIO as oiio
+
+    inp = oiio.ImageInput.open(str(path))
+    try:
+        names = list(inp.spec().channelnames)
+        pixels = inp.read_image(0, 0, 0, len(names), "float")
+    finally:
+        inp.close()
+    return {n: pixels[..., i] for i, n in enumerate(names)}
+
+
+FAST_OBJECTS = ["--iterations", "80", "--process-size", "96", "--threshold", "0.5", "--no-flip-average",
+                "--device", "cpu", "--precision", "fp32", "--progress", "none", "--mask-frame", "1001"]
+
+
+@pytest.mark.slow
+def test_render_writes_a_layer_per_object_that_matches_the_truth(tmp_path, capsys):
+    from osvos_plugin.cli.render import main as render_main
+
+    masks = _write_shot(tmp_path)
+    plate = str(tmp_path / "plate" / "shot.####.png")
+    out = tmp_path / "out" / "m.####.exr"
+    assert render_main([plate, "--object", "red", str(tmp_path / "red.png"), "--object", "blue",
+                        str(tmp_path / "blue.png"), "-o", str(out), "--save-model", str(tmp_path / "m.safetensors"),
+                        *FAST_OBJECTS]) == 0
+    for i, truth in enumerate(masks):
+        layers = _layers(tmp_path / "out" / f"m.{1001 + i}.exr")
+        assert sorted(layers) == ["A", "blue.A", "red.A"]
+        assert np.array_equal(layers["A"], np.maximum(layers["red.A"], layers["blue.A"]))
+        assert not ((layers["red.A"] > 0) & (layers["blue.A"] > 0)).any()
+        for k, (name, floor) in enumerate((("red.A", 0.8), ("blue.A", 0.7))):
+            got, want = layers[name] > 0.5, truth[k] > 0.5
+            assert (got & want).sum() / (got | want).sum() > floor, (i, name)
+    capsys.readouterr()
+    # resume keeps them; renaming an object renders again (the layer names are part of what made a matte)
+    args = [plate, "--object", "red", str(tmp_path / "red.png"), "--object", "blue", str(tmp_path / "blue.png"),
+            "-o", str(out), *FAST_OBJECTS]
+    assert render_main(args) == 0
+    assert "0 frames written, 6 kept" in capsys.readouterr().out
+    # the saved model renders the same layers, named from its record
+    again = tmp_path / "again" / "m.####.exr"
+    assert render_main([plate, "--load-model", str(tmp_path / "m.safetensors"), "-o", str(again),
+                        *FAST_OBJECTS[2:]]) == 0
+    first, second = _layers(tmp_path / "out" / "m.1004.exr"), _layers(tmp_path / "again" / "m.1004.exr")
+    assert sorted(second) == sorted(first) and all(np.array_equal(first[n], second[n]) for n in first)
+
+
+@pytest.mark.slow
+def test_a_palette_png_holds_the_objects(tmp_path):
+    from osvos_plugin.cli.render import main as render_main
+
+    masks = _write_shot(tmp_path)
+    out = tmp_path / "out" / "m.####.exr"
+    assert render_main([str(tmp_path / "plate" / "shot.####.png"), "--mask", str(tmp_path / "labels.png"),
+                        "-o", str(out), "--frames", "1001-1003", *FAST_OBJECTS]) == 0
+    layers = _layers(tmp_path / "out" / "m.1003.exr")
+    assert sorted(layers) == ["A", "obj1.A", "obj2.A"]
+    for k, name in enumerate(("obj1.A", "obj2.A")):
+        got, want = layers[name] > 0.5, masks[2][k] > 0.5
+        assert (got & want).sum() / (got | want).sum() > 0.7
+
+
+def test_what_several_objects_cannot_do_yet_is_refused_first(tmp_path, capsys):
+    from osvos_plugin.cli.render import main as render_main
+
+    _write_shot(tmp_path)
+    base = [str(tmp_path / "plate" / "shot.####.png"), "--object", "red", str(tmp_path / "red.png"),
+            "--object", "blue", str(tmp_path / "blue.png"), "-o", str(tmp_path / "out" / "m.####.png"),
+            *FAST_OBJECTS]
+    assert render_main([*base, "--output-format", "png8"]) == 3
+    assert "use --output-format exr" in capsys.readouterr().err
+    assert render_main([*base[:-len(FAST_OBJECTS)], "-o", str(tmp_path / "o" / "m.####.exr"), *FAST_OBJECTS,
+                        "--self-train-iterations", "10"]) == 3
+    assert "self-training learns one object" in capsys.readouterr().err
+    assert render_main([*base[:1], "--object", "bad name", str(tmp_path / "red.png"), "-o",
+                        str(tmp_path / "o" / "m.####.exr")]) == 2
+    assert "object name 'bad name'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ROOT/Annotations/<resolution>/<seq>/<frame>.png. As in the official benchmark the first and last "
         "frames are not scored; overall numbers are means over sequences. PNG predictions are object at >= "
         "half range (>= 128 for 8-bit), EXR at >= 0.5 in A (or the first channel); ground truth is object "
-        "where non-zero.",
+        "where non-zero. A sequence whose annotations are palette PNGs with several objects (DAVIS-2017) is "
+        "scored per object and averaged over objects; its predictions are palette PNGs or osvos-render EXRs "
+        "with a layer per object.",
         epilog=epilog((0, 1, 2, 3, 5, 130), "Bad input: a missing or unreadable file, a size mismatch; "
                       "output not written: a result file."),
     )

@@ -8,6 +8,7 @@ parameters), 4 model or weights file, 5 output could not be written, 130 interru
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 from pathlib import Path
@@ -37,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="The painted mask for --mask-frame (alpha, or luminance when it has none).")
     parser.add_argument("--keyframe", nargs=2, action="append", default=[], metavar=("FRAME", "MASK"),
                         help="An extra painted keyframe: its frame number and mask. Repeatable.")
+    parser.add_argument("--object", nargs=2, action="append", default=[], metavar=("NAME", "MASK"),
+                        help="Several objects: one object's mask, painted on --mask-frame; the mattes get a layer "
+                        "NAME.A per object (A holds them all). Repeatable. A palette (indexed-colour) PNG given to "
+                        "--mask holds several objects at once (obj1, obj2, ... by index).")
+    parser.add_argument("--object-keyframe", nargs=3, action="append", default=[], metavar=("NAME", "FRAME", "MASK"),
+                        help="One object painted on another frame (a correction, or an object that appears later). "
+                        "Repeatable.")
     parser.add_argument("--output", "-o", required=True, metavar="PATTERN",
                         help="Where the mattes go, e.g. matte.####.exr (folders are created).")
     parser.add_argument("--parent", type=Path, default=None,
@@ -74,6 +82,14 @@ def job_from_args(args: argparse.Namespace) -> RenderJob:
         except ValueError:
             raise UsageError(f"--keyframe {frame} {mask}: the frame number {frame!r} is not a whole number; "
                              "give --keyframe FRAME MASK, e.g. --keyframe 1080 roto.1080.png") from None
+    for name, mask in args.object:
+        keyframes.append(Keyframe(mask, None, _object_name(name)))
+    for name, frame, mask in args.object_keyframe:
+        try:
+            keyframes.append(Keyframe(mask, int(frame), _object_name(name)))
+        except ValueError:
+            raise UsageError(f"--object-keyframe {name} {frame} {mask}: the frame number {frame!r} is not a whole "
+                             "number") from None
     if len(args.mask) > 1:
         raise UsageError("--mask is given more than once: give extra keyframes as --keyframe FRAME MASK")
     if args.train_only and args.save_model is None:
@@ -85,15 +101,22 @@ def job_from_args(args: argparse.Namespace) -> RenderJob:
     )
 
 
+def _object_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", name):
+        raise UsageError(f"object name {name!r}: use letters, digits, '_' and '-' (it names the EXR layer), "
+                         "starting with a letter, e.g. --object hero roto_hero.png")
+    return name
+
+
 def write_bundle(args: argparse.Namespace) -> None:
     """``--job-bundle DIR``: the render as a farm job (osvos_contract.farm) instead of rendering here."""
     from osvos_contract import farm
 
     if not args.mask:
         raise UsageError("--job-bundle needs --mask: the farm job fine-tunes on it")
-    if args.keyframe or args.load_model or args.parent or args.train_only:
+    if args.keyframe or args.object or args.object_keyframe or args.load_model or args.parent or args.train_only:
         raise UsageError("--job-bundle writes a one-mask job with the shipped parent: leave out --keyframe, "
-                         "--load-model, --parent and --train-only")
+                         "--object, --load-model, --parent and --train-only")
     chunk = farm.DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
     try:
         values = farm.bundle_values(args.source, args.mask[0], args.output, manifest_values(args), chunk_size=chunk)

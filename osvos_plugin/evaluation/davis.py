@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .metrics import DEFAULT_BOUND_TH, as_binary, f_measure, jaccard, statistics
+from .metrics import DEFAULT_BOUND_TH, Statistics, as_binary, f_measure, jaccard, statistics
 from .report import EvaluationResult, SequenceResult
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,88 @@ def evaluate_sequence(
     return _result(name, _map(score, idx, workers), [names[i] for i in idx])
 
 
+def evaluate_objects(
+    gt_labels: Sequence[np.ndarray] | np.ndarray,
+    pred_labels: Sequence[np.ndarray] | np.ndarray,
+    *,
+    name: str = "sequence",
+    frames: Sequence[str] | None = None,
+    bound_th: float = DEFAULT_BOUND_TH,
+    skip_first_last: bool = True,
+    workers: int = 1,
+) -> SequenceResult:
+    """J and F of a several-object sequence, the DAVIS-2017 way: label images (0 background, object k = k)
+    per frame; each object of the ground truth is scored on its own (a frame where it is absent from both
+    counts 1), and the sequence's statistics are the mean over objects of each object's. The per-frame
+    values are the mean over objects of that frame's."""
+    if len(gt_labels) != len(pred_labels):
+        raise ValueError(f"{name}: {len(gt_labels)} ground-truth masks but {len(pred_labels)} predictions")
+    ids = sorted(set(np.unique(np.concatenate([np.unique(np.asarray(g)) for g in gt_labels])).tolist()) - {0})
+    if not ids:
+        raise ValueError(f"{name}: the ground truth holds no object")
+    per_object = [evaluate_sequence([np.asarray(g) == k for g in gt_labels], [np.asarray(p) == k for p in pred_labels],
+                                    name=f"{name} object {k}", frames=frames, bound_th=bound_th,
+                                    skip_first_last=skip_first_last, workers=workers) for k in ids]
+    return _mean_over_objects(name, per_object)
+
+
+def _mean_over_objects(name: str, per_object: list[SequenceResult]) -> SequenceResult:
+    def mean_stats(stats: list[Statistics]) -> Statistics:
+        return Statistics(*(float(np.mean([getattr(s, f) for s in stats])) for f in ("mean", "recall", "decay")))
+
+    return SequenceResult(
+        name=name, J=mean_stats([r.J for r in per_object]), F=mean_stats([r.F for r in per_object]),
+        j_per_frame=[float(v) for v in np.mean([r.j_per_frame for r in per_object], axis=0)],
+        f_per_frame=[float(v) for v in np.mean([r.f_per_frame for r in per_object], axis=0)],
+        frames=per_object[0].frames)
+
+
+def read_labels_png(path: Path) -> np.ndarray | None:
+    """The indices of a palette (indexed-colour) PNG, as DAVIS-2017 annotations are; None for other images."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img, dtype=np.uint8) if img.mode == "P" else None
+    except (OSError, ValueError) as e:
+        raise EvaluationInputError(f"{path}: cannot read this image ({e})", path) from None
+
+
+def read_prediction_labels(path: Path) -> np.ndarray:
+    """A several-object prediction as labels: a palette PNG's indices, or an osvos-render EXR's layers
+    (``<name>.A``; ``obj<k>`` is object k, other names count in layer order), each pixel to its strongest
+    object at >= 0.5."""
+    if path.suffix.lower() != ".exr":
+        labels = read_labels_png(path)
+        if labels is None:
+            raise EvaluationInputError(f"{path}: several objects need a palette (indexed-colour) PNG or an EXR "
+                                       "with a layer per object", path)
+        return labels
+    import OpenImageIO as oiio
+
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise EvaluationInputError(f"{path}: cannot read this EXR ({oiio.geterror() or 'unknown error'})", path)
+    try:
+        names = list(inp.spec().channelnames)
+        data = inp.read_image(0, 0, 0, len(names), "float")
+    finally:
+        inp.close()
+    layers = [(i, n[:-2]) for i, n in enumerate(names) if n.endswith(".A")]
+    if not layers:
+        raise EvaluationInputError(f"{path}: no object layers (<name>.A) in this EXR", path)
+    ids = [int(n[3:]) if re.fullmatch(r"obj\d+", n) else k + 1 for k, (_, n) in enumerate(layers)]
+    stack = np.stack([np.nan_to_num(data[..., i]) for i, _ in layers])
+    best = stack.argmax(axis=0)
+    return np.where(stack.max(axis=0) >= 0.5, np.asarray(ids, np.uint8)[best], 0).astype(np.uint8)
+
+
+def _is_multi_object(gt_files: list[Path]) -> bool:
+    """A sequence whose first annotation is a palette PNG with two or more objects (DAVIS-2017)."""
+    labels = read_labels_png(gt_files[0]) if gt_files else None
+    return labels is not None and len(set(np.unique(labels).tolist()) - {0}) >= 2
+
+
 @dataclass(frozen=True)
 class _Frame:
     name: str
@@ -348,8 +430,20 @@ def evaluate_folder(
 
     results = []
     for seq, frames in plans.items():
-        scores = _map(lambda fr: _score_file_pair(fr, bound_th), frames, workers)
-        res = _result(seq, scores, [fr.name for fr in frames])
+        gt_first = min((p for p in (ann_root / seq).iterdir() if p.suffix.lower() == ".png"),
+                       key=lambda p: _natural_key(p.stem))
+        if _is_multi_object([gt_first]):  # DAVIS-2017: J and F per object, then the mean over objects
+            gts = _map(lambda fr: read_labels_png(fr.gt), frames, workers)
+            preds = _map(lambda fr: read_prediction_labels(fr.pred), frames, workers)
+            for fr, g, p in zip(frames, gts, preds, strict=True):
+                if g is None or g.shape != p.shape:
+                    raise EvaluationInputError(f"{fr.pred}: not a label image of the ground truth's size "
+                                               f"({fr.gt})", fr.pred)
+            res = evaluate_objects(gts, preds, name=seq, frames=[fr.name for fr in frames], bound_th=bound_th,
+                                   skip_first_last=False, workers=workers)
+        else:
+            scores = _map(lambda fr: _score_file_pair(fr, bound_th), frames, workers)
+            res = _result(seq, scores, [fr.name for fr in frames])
         log.info("%s: J %.3f  F %.3f  (%d frames)", seq, res.J.mean, res.F.mean, res.n_frames)
         results.append(res)
     return EvaluationResult(sequences=results, bound_th=bound_th, davis_root=str(davis_root),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MaskError, PlateError
-from .masks import read_mask
+from .masks import read_labels, read_mask
 from .plates import read_plate
 from .sequence import format_frame_path
 
@@ -39,3 +39,66 @@ def load_keyframes(
     if problems:
         raise MaskError("\n".join(problems))
     return pairs
+
+
+def object_names(keyframes: list[tuple[str | os.PathLike, int, str | None]]) -> list[str]:
+    """The objects of (mask, frame, object name) keyframes, in order: named ones as named, a palette PNG's
+    as ``obj<index>``; one unnamed grey/alpha mask is a single object (``[]``: today's one-object render)."""
+    names: list[str] = []
+    for mask, _, name in keyframes:
+        if name is not None:
+            found = [name]
+        else:
+            labels = read_labels(mask)
+            found = [] if labels is None else [f"obj{i}" for i in sorted(set(np.unique(labels).tolist()) - {0})]
+        names += [n for n in found if n not in names]
+    if names and any(name is None and read_labels(mask) is None for mask, _, name in keyframes):
+        raise MaskError("a grey or alpha mask without an object name beside named objects or a palette (label) "
+                        "PNG: give each object's mask with --object NAME MASK, or paint all objects in one "
+                        "palette PNG.")
+    return names
+
+
+def load_object_keyframes(
+    source: str | os.PathLike,
+    keyframes: list[tuple[str | os.PathLike, int, str | None]],
+    names: list[str],
+    frames: Mapping[int, Path],
+    colorspace: str,
+    resize_mask: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rgb, masks (K, H, W)) per painted frame, for ``names`` (see ``object_names``): an object not painted
+    on a frame is all zero there. Every problem in one message."""
+    problems: list[str] = []
+    per_frame: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for mask_path, number, name in keyframes:
+        path = frames.get(number) or format_frame_path(source, number)
+        try:
+            if number not in per_frame:
+                per_frame[number] = (read_plate(path, frame=number, colorspace=colorspace).rgb, {})
+            rgb, painted = per_frame[number]
+            size = (rgb.shape[1], rgb.shape[0])
+            labels = read_labels(mask_path) if name is None else None
+            if labels is not None:
+                if (labels.shape[1], labels.shape[0]) != size:
+                    raise MaskError(f"label mask {mask_path} is {labels.shape[1]}x{labels.shape[0]} but the plate "
+                                    f"is {size[0]}x{size[1]}; paint it on the plate frame at its size.")
+                found = {f"obj{i}": (labels == i).astype(np.float32) for i in set(np.unique(labels).tolist()) - {0}}
+            else:
+                found = {name: read_mask(mask_path, expected_size=size, resize=resize_mask)}
+            for obj, m in found.items():
+                if obj in painted:
+                    raise MaskError(f"object {obj} is painted twice on frame {number}; give one mask per object "
+                                    "and frame.")
+                painted[obj] = m
+        except (PlateError, MaskError) as e:
+            problems.append(str(e))
+    if problems:
+        raise MaskError("\n".join(problems))
+    out = []
+    for number in sorted(per_frame):
+        rgb, painted = per_frame[number]
+        zero = np.zeros(rgb.shape[:2], np.float32)
+        out.append((rgb, np.stack([painted.get(n, zero) for n in names])))
+    return out
+

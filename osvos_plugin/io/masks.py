@@ -152,3 +152,23 @@ def read_mask(
                 f"background."
             )
     return np.ascontiguousarray(values)
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray | None:
+    """An indexed-colour (palette) PNG with two or more non-zero indices, as DAVIS-2017 annotations are:
+    its indices (H, W), each non-zero index one object. None for any other mask (read it with
+    ``read_mask``: a palette image of one object keeps working as a single mask)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            if img.mode != "P":
+                return None
+            labels = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    return labels if len(set(np.unique(labels).tolist()) - {0}) >= 2 else None
+

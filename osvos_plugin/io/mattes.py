@@ -46,7 +46,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -411,6 +411,9 @@ def _matte_window(matte: np.ndarray, like: PlateInfo) -> Window | None:
     return canvas if matte.shape == (canvas[3], canvas[2]) else None
 
 
+_LAYER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")  # an EXR layer (and PNG file) name an artist can type
+
+
 def write_matte(
     path: str | os.PathLike,
     matte: np.ndarray,
@@ -420,6 +423,7 @@ def write_matte(
     metadata: Mapping[str, str] | None = None,
     *,
     colour: ColourSettings | None = None,
+    layers: Sequence[tuple[str, np.ndarray]] = (),
 ) -> Path:
     """Write one matte frame next to its plate, atomically and read back whole; returns the path written.
 
@@ -430,7 +434,9 @@ def write_matte(
     ``like.colorspace``; None (or a ``Plate``, whose rgb is colour-converted) re-reads it from the file.
     ``metadata``: string items stored as ``osvos:<key>`` (keys without the prefix, see the module doc);
     :func:`read_matte_metadata` returns them with ``version``. ``colour``: the OCIO settings used to
-    encode a scene-linear plate for an 'rgba' PNG (default: as for the network).
+    encode a scene-linear plate for an 'rgba' PNG (default: as for the network). ``layers``: (name, matte)
+    per object, EXR only: written as channels ``<name>.A`` after ``A`` (which then holds all objects), the
+    way Nuke's Shuffle and Cryptomatte-style tools pick one by name.
     """
     path = Path(path)
     check_matte_path(path, fmt)
@@ -450,13 +456,20 @@ def write_matte(
     if not np.isfinite(matte).all():
         raise OutputError(f"matte for {path} contains NaN/Inf values; this is a bug upstream of the writer.")
     matte = np.clip(matte, 0.0, 1.0)
+    if layers and fmt != "exr":
+        raise OutputError(f"{path}: one layer per object needs an EXR matte; this is a bug upstream of the writer.")
+    for name, layer in layers:
+        if not _LAYER.fullmatch(name) or np.shape(layer) != matte.shape or not np.isfinite(layer).all():
+            raise OutputError(f"{path}: the layer {name!r} is not a valid matte of the frame's size; this is a bug "
+                              "upstream of the writer.")
 
     spec: oiio.ImageSpec
     if fmt == "exr":
         format_name = "openexr"
-        pixels = to_window(matte, matte_window, like.data_window)[:, :, None]
-        spec = oiio.ImageSpec(like.data_window[2], like.data_window[3], 1, "half")
-        spec.channelnames = ("A",)
+        planes = [matte] + [np.clip(np.asarray(layer, np.float32), 0.0, 1.0) for _, layer in layers]
+        pixels = np.stack([to_window(m, matte_window, like.data_window) for m in planes], axis=-1)
+        spec = oiio.ImageSpec(like.data_window[2], like.data_window[3], len(planes), "half")
+        spec.channelnames = ("A", *(f"{name}.A" for name, _ in layers))
         spec.alpha_channel = 0
         _set_windows(spec, like)
         _carry_metadata(spec, like, format_name)

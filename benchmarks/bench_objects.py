@@ -1,0 +1,110 @@
+"""Several objects: one shared fine-tune (the default) against one network per object (the paper's
+multi-object OSVOS), on shots composited from two DAVIS sequences, scored per object the DAVIS-2017 way.
+
+A shot pastes sequence B's object (its ground-truth mask, frame by frame) over sequence A's frames, so
+both objects have exact masks and A's object is partly hidden where B's passes in front of it. Both
+methods fine-tune on frame 0 with the same budget and segment every ``--stride``-th frame:
+- shared: one network, one score per object, objects competing per pixel (``osvos_plugin``'s default);
+- per object: one single-object fine-tune per object, then each pixel to the object with the highest
+  probability above the threshold (the paper's combination).
+
+    .venv/bin/python benchmarks/bench_objects.py --pairs bear+dog-agility,kite-walk+soccerball \
+        --iterations 100 --process-size 240
+
+Figures go to BENCHMARKS.md (time) and the model card (quality), with the machine named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from osvos_plugin.data.davis import default_davis_root, load_sequence
+from osvos_plugin.evaluation import evaluate_objects
+from osvos_plugin.finetune import finetune
+from osvos_plugin.inference import Segmenter
+from osvos_plugin.models import load_parent
+from osvos_plugin.settings import RenderSettings
+
+
+def composite(root: Path, a: str, b: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames of ``a`` with ``b``'s object pasted over them, and label images (1: a's object, 2: b's)."""
+    sa, sb = load_sequence(root, a), load_sequence(root, b)
+    n = min(len(sa.frames), len(sb.frames))
+    frames, labels = [], []
+    for i in range(n):
+        img = sa.frames[i].astype(np.float32) / 255
+        over = sb.masks[i] > 127
+        img[over] = sb.frames[i][over].astype(np.float32) / 255
+        lab = np.where(sa.masks[i] > 127, 1, 0).astype(np.uint8)
+        lab[over] = 2
+        frames.append(img)
+        labels.append(lab)
+    return frames, labels
+
+
+def run_pair(parent, frames, labels, settings: RenderSettings, stride: int) -> dict:
+    masks0 = np.stack([(labels[0] == k).astype(np.float32) for k in (1, 2)])
+    idx = list(range(0, len(frames), stride))
+    cfg = settings.finetune()
+    out = {}
+    # shared: one network for both objects
+    t = time.perf_counter()
+    model = finetune(parent, [(frames[0], masks0)], cfg)
+    out["shared_finetune_s"] = time.perf_counter() - t
+    seg = Segmenter(model, settings.inference())
+    pred = [np.where(m.max(0) > 0.5, m.argmax(0) + 1, 0).astype(np.uint8)
+            for m in (seg.matte(seg.probabilities([frames[i]])[0]) for i in idx)]
+    out["shared"] = evaluate_objects([labels[i] for i in idx], pred)
+    # per object: a network each, then the highest probability above the threshold
+    t = time.perf_counter()
+    models = [finetune(parent, [(frames[0], masks0[k])], cfg) for k in range(2)]
+    out["per_object_finetune_s"] = time.perf_counter() - t
+    segs = [Segmenter(m, settings.inference()) for m in models]
+    pred = []
+    for i in idx:
+        probs = np.stack([s.probabilities([frames[i]])[0] for s in segs])
+        best = probs.argmax(0)
+        pred.append(np.where(probs.max(0) > settings.threshold, best + 1, 0).astype(np.uint8))
+    out["per_object"] = evaluate_objects([labels[i] for i in idx], pred)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--davis-root", type=Path, default=None)
+    ap.add_argument("--pairs", default="bear+dog-agility,kite-walk+soccerball")
+    ap.add_argument("--iterations", type=int, default=None, help="(default: plugin.json's)")
+    ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
+    ap.add_argument("--stride", type=int, default=2, help="Score every n-th frame.")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    asked = {"iterations": args.iterations, "process_size": args.process_size}
+    settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
+    parent = load_parent(None)
+    root = args.davis_root or default_davis_root()
+    rows = []
+    print("| shot (A + pasted B) | method | J | F | J&F | fine-tune (s) |\n|---|---|---|---|---|---|")
+    for pair in args.pairs.split(","):
+        a, b = pair.split("+")
+        frames, labels = composite(root, a, b)
+        res = run_pair(parent, frames, labels, replace(settings), args.stride)
+        for method in ("shared", "per_object"):
+            r = res[method]
+            rows.append({"pair": pair, "method": method, "J": r.J.mean, "F": r.F.mean,
+                         "finetune_s": res[f"{method}_finetune_s"]})
+            print(f"| {pair} | {method} | {r.J.mean:.3f} | {r.F.mean:.3f} | {(r.J.mean + r.F.mean) / 2:.3f} | "
+                  f"{res[f'{method}_finetune_s']:.0f} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"settings": settings.as_params(), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
