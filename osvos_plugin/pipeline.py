@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .models import default_parent_path
 from .network import OSVOSNet
 from .outputs import FINGERPRINT_KEY, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render
+from .preview import preview_name, write_movie, write_preview_frame
 from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
@@ -109,8 +111,11 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
         finetune_s = time.monotonic() - t_ft
         t_inf = time.monotonic()
         stats: list[FrameStats] = []
-        written = _write_mattes(plan, model, infos, prepared, progress, cancel, stats) if plan.todo else []
+        preview = None if job.preview is None else (lambda frame: _preview_path(job, frame))
+        written = _write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview) if plan.todo else []
         infer_s = time.monotonic() - t_inf
+    if job.preview is not None and not job.train_only:
+        _preview_movie(job, plan)
     check, report = ("", None) if job.train_only else _review(job, plan, stats)
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
                          time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report)
@@ -216,10 +221,24 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
     return model
 
 
+def _preview_path(job: RenderJob, frame: int) -> Path:
+    return Path(job.preview) / f"{preview_name(job.output)}.{frame:04d}.png"
+
+
+def _preview_movie(job: RenderJob, plan: RenderPlan) -> None:
+    """The range's previews as one MP4 beside them (those of kept frames too, where an earlier render
+    wrote them)."""
+    pngs = [p for p in (_preview_path(job, f) for f, _ in plan.frames) if p.is_file()]
+    movie = write_movie(pngs, Path(job.preview) / f"{preview_name(job.output)}.mp4")
+    log.info("preview: %d frames in %s%s", len(pngs), job.preview, f", {movie.name}" if movie else "")
+
+
 def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], prepared: PreparedPlates,
-                  progress: ProgressFn | None, cancel: CancelFlag, stats: list[FrameStats]) -> list[Path]:
+                  progress: ProgressFn | None, cancel: CancelFlag, stats: list[FrameStats],
+                  preview: Callable[[int], Path] | None = None) -> list[Path]:
     """Segment every frame to render and write its matte; returns the mattes written, in order. The
-    statistics of each matte (``review.matte_stats``) are added to ``stats``."""
+    statistics of each matte (``review.matte_stats``) are added to ``stats``. ``preview``: where each
+    frame's overlay goes (the plate as the network saw it, the matte tinted), by frame number."""
     s = plan.settings
     segmenter = Segmenter(model, s.inference())
     # Frames not kept by ``prepared`` are read from the plates, shrunk to the processing size before their
@@ -242,6 +261,8 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                 out, info = by_frame[plate.info.frame]
                 rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
                 fingerprint = plan.fingerprint.for_frame(info.path)
+                if preview is not None:
+                    writer.submit(write_preview_frame, preview(plate.info.frame), plate.rgb, matte)
                 layers: tuple = ()
                 if plan.objects:  # A holds every object, each object its own layer
                     frame_stats = objects_stats(plate.info.frame, matte)

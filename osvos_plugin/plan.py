@@ -46,6 +46,7 @@ class RenderJob:
     overwrite: bool = False
     resize_mask: bool = False
     train_only: bool = False  # fine-tune and save the model, write no matte (a farm's first task)
+    preview: str | os.PathLike | None = None  # a folder for overlay previews (PNG per frame, an MP4)
 
 
 Frame = tuple[int, Path]  # (frame number, plate file)

@@ -191,3 +191,38 @@ def test_what_several_objects_cannot_do_yet_is_refused_first(tmp_path, capsys):
                         str(tmp_path / "o" / "m.####.exr")]) == 2
     assert "object name 'bad name'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_preview_shows_each_object_in_its_colour_where_its_layer_is(tmp_path):
+    import cv2
+
+    from osvos_plugin.cli.render import main as render_main
+    from osvos_plugin.preview import OBJECT_COLOURS
+
+    _write_shot(tmp_path)
+    # previews are at the processing size (the plate as the network saw it): here the plate's own
+    quick = [*FAST_OBJECTS[:2], *FAST_OBJECTS[4:], "--process-size", "160"]
+    assert render_main([str(tmp_path / "plate" / "shot.####.png"), "--object", "red", str(tmp_path / "red.png"),
+                        "--object", "blue", str(tmp_path / "blue.png"), "-o", str(tmp_path / "out" / "m.####.exr"),
+                        "--preview", str(tmp_path / "pv"), "--frames", "1001-1003", *quick]) == 0
+    assert sorted(p.name for p in (tmp_path / "pv").iterdir()) == ["m.1001.png", "m.1002.png", "m.1003.png", "m.mp4"]
+    plate = cv2.cvtColor(cv2.imread(str(tmp_path / "plate" / "shot.1002.png")), cv2.COLOR_BGR2RGB) / 255.0
+    shown = cv2.cvtColor(cv2.imread(str(tmp_path / "pv" / "m.1002.png")), cv2.COLOR_BGR2RGB).astype(float)
+    layers = _layers(tmp_path / "out" / "m.1002.exr")
+    edge = np.zeros(plate.shape[:2], bool)  # the outlines are drawn over the tint: leave 3 px around edges out
+    for name in ("red.A", "blue.A"):
+        m = (layers[name] > 0.5).astype(np.uint8)
+        edge |= cv2.dilate(m, np.ones((7, 7), np.uint8)) != cv2.erode(m, np.ones((7, 7), np.uint8))
+    for k, name in enumerate(("red.A", "blue.A")):
+        inside = (layers[name] > 0.5) & ~edge
+        assert inside.sum() > 50
+        want = (plate * 0.5 + np.asarray(OBJECT_COLOURS[k]) * 0.5) * 255
+        assert np.abs(shown[inside] - want[inside]).max() <= 1.5
+    outside = (layers["A"] < 0.5) & ~edge
+    assert np.abs(shown[outside] - plate[outside] * 255).max() <= 1.0  # untouched where no object is
+    import av
+
+    with av.open(str(tmp_path / "pv" / "m.mp4")) as movie:
+        stream = movie.streams.video[0]
+        assert stream.codec_context.name == "h264" and len(list(movie.decode(stream))) == 3

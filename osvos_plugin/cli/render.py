@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Render every frame again; by default frames already written are kept (resume).")
     parser.add_argument("--resize-mask", action="store_true",
                         help="Resize a mask whose size differs from the plate instead of stopping.")
+    parser.add_argument("--preview", type=Path, default=None, metavar="DIR",
+                        help="Also write each frame's plate with the matte tinted (one colour per object) as "
+                        "DIR/<matte name>.####.png as they land, and the range as DIR/<matte name>.mp4.")
     farm = parser.add_argument_group("Render farm")
     farm.add_argument("--train-only", action="store_true",
                       help="Fine-tune and --save-model, write no matte: a farm job's first task.")
@@ -97,7 +100,7 @@ def job_from_args(args: argparse.Namespace) -> RenderJob:
     return RenderJob(
         source=args.source, output=args.output, keyframes=keyframes, params=manifest_values(args),
         parent=args.parent, load_model=args.load_model, save_model=args.save_model, overwrite=args.overwrite,
-        resize_mask=args.resize_mask, train_only=args.train_only,
+        resize_mask=args.resize_mask, train_only=args.train_only, preview=args.preview,
     )
 
 
