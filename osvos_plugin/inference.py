@@ -159,10 +159,13 @@ class Segmenter:
         ``edge_softness`` wide across the moved edge; there ``soft_matte`` only matters at softness 0, where
         it anti-aliases the (moved) hard edge.
         """
-        if prob.ndim == 3:  # several objects: each its own matte, a pixel to the most likely one only
-            mattes = np.stack([self.matte(p) for p in prob])
+        if prob.ndim == 3:
+            # Several objects: whether a pixel is an object at all is decided on the objects' summed
+            # probability (1 - the background's), exactly as for one object; which object, by the most
+            # likely. Two objects that share a pixel's belief do not leave it out.
+            union = self.matte(np.clip(prob.sum(axis=0), 0.0, 1.0))
             winner = prob.argmax(axis=0)
-            return mattes * (np.arange(len(prob))[:, None, None] == winner[None])
+            return union[None] * (np.arange(len(prob))[:, None, None] == winner[None])
         c = self.cfg
         if c.edge_grow != 0 or c.edge_softness != 0:
             return alpha_from_probability(prob, c.threshold, c.edge_softness, c.edge_grow, antialias=c.soft)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Every node parameter is part of a matte's fingerprint but these: the frame range, the device and the
 # batch size (the same model gives the same matte). A new parameter is in it without a line here.
-NOT_IN_FINGERPRINT = ("frames", "device", "batch_size", "threads")
+NOT_IN_FINGERPRINT = ("frames", "device", "batch_size", "threads", "keep_model", "continue_iterations")
 # Parameters that only decide the fine-tuned network: with a loaded model they change nothing.
 MODEL_PARAMETERS = ("mask_frame", "iterations", "learning_rate", "optimizer", "seed", "self_train_iterations",
                     "self_train_frames")
@@ -243,11 +243,13 @@ def file_stamp(path: str | os.PathLike) -> str:
 def model_identity(*, load_model: str | os.PathLike | None = None,
                    parent: str | os.PathLike | None = None,
                    keyframes: Iterable[tuple[str | os.PathLike, int, str | os.PathLike]] = (),
-                   resize_mask: bool = False, objects: Iterable[str] = ()) -> dict:
+                   resize_mask: bool = False, objects: Iterable[str] = (), continued: dict | None = None) -> dict:
     """What decides the network: a loaded model's bytes, or the parent's bytes, each painted mask with the
     frame it was painted on and that frame's plate, and the fine-tuning parameters; with several objects,
     their names (the mattes' layers)."""
     named = {"objects": list(objects)} if objects else {}
+    if continued:  # the kept model it continued from (its digest) and the steps: see plan.kept_model
+        named["continued"] = continued
     if load_model is not None:
         return {"loaded": file_digest(load_model), **named}
     return {

@@ -38,8 +38,8 @@ from .io import (
 from .jobs import CancelFlag, Progress, ProgressFn, is_cancelled
 from .models import default_parent_path
 from .network import OSVOSNet
-from .outputs import FINGERPRINT_KEY, output_lock
-from .plan import Keyframe, RenderJob, RenderPlan, plan_render
+from .outputs import FINGERPRINT_KEY, file_digest, output_lock
+from .plan import Keyframe, RenderJob, RenderPlan, plan_render, recipe
 from .preview import preview_name, write_movie, write_preview_frame
 from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
@@ -64,6 +64,7 @@ class RenderSummary:
     incomplete: int = 0  # of the written: on disk before, but not whole
     check: str = ""  # the frames to check ("check frames 1040-1052: ..."), "" when none is flagged
     review: Path | None = None  # the per-frame report (JSON) beside the mattes
+    model_note: str = ""  # how the model came about when not from the parent alone (the kept model)
 
     @property
     def fps(self) -> float:
@@ -72,7 +73,8 @@ class RenderSummary:
     def line(self) -> str:
         line = (
             f"{self.written} frames written, {self.skipped} kept, in {self.total_s:.1f} s "
-            f"(fine-tune {self.finetune_s:.1f} s, inference {self.infer_s:.1f} s, {self.fps:.2f} fps)"
+            f"(fine-tune {self.finetune_s:.1f} s{', ' + self.model_note if self.model_note else ''}, "
+            f"inference {self.infer_s:.1f} s, {self.fps:.2f} fps)"
         )
         redone = [f"{n} {'was' if n == 1 else 'were'} {why}" for n, why in (
             (self.stale, "rendered with another model or other settings"),
@@ -117,8 +119,9 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
     if job.preview is not None and not job.train_only:
         _preview_movie(job, plan)
     check, report = ("", None) if job.train_only else _review(job, plan, stats)
+    note = plan.kept.note if plan.kept is not None and plan.fine_tune else ""
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
-                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report)
+                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report, note)
 
 
 def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[str, Path | None]:
@@ -198,6 +201,10 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
                              f"{len(plan.objects)} object names; save it again with osvos-render --save-model.")
         return model
     s = plan.settings
+    if plan.kept is not None and plan.kept.steps == 0:
+        model, _ = load_checkpoint(plan.kept.path, expect="osvos-vgg16")
+        log.info("%s: %s", plan.kept.path, plan.kept.note)
+        return model
     if plan.objects:
         keyframes = load_object_keyframes(job.source, [(m, f, o) for (m, f), o in zip(
             plan.keyframes, plan.keyframe_objects, strict=True)], list(plan.objects), dict(plan.frames),
@@ -205,6 +212,13 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
     else:
         keyframes = load_keyframes(job.source, plan.keyframes, dict(plan.frames), s.input_colorspace,
                                    job.resize_mask)
+    if plan.kept is not None:  # a correction: the kept model learns the new keyframes with the old ones
+        kept, _ = load_checkpoint(plan.kept.path, expect="osvos-vgg16")
+        log.info("%s: %s", plan.kept.path, plan.kept.note)
+        model = finetune(kept, keyframes, replace(s.finetune(), iterations=plan.kept.steps), progress=progress,
+                         cancel=cancel)
+        _keep(job, plan, model)
+        return model
     parent, _ = load_checkpoint(plan.parent, expect="osvos-vgg16")
     model = finetune(parent, keyframes, s.finetune(), progress=progress, cancel=cancel)
     if plan.self_train_frames:
@@ -212,13 +226,31 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
         rendered = {f for f, _ in plan.to_render}
         later = [prepared.read(path, f, keep=f in rendered).rgb for f, path in plan.self_train_frames]
         model = self_train(model, keyframes, later, s.self_train(), progress=progress, cancel=cancel)
-    if job.save_model is not None:
-        record = s.provenance(str(plan.parent), job.source, [[str(m), f] for m, f in plan.keyframes],
-                              [f for f, _ in plan.self_train_frames])
-        save_checkpoint(model, job.save_model, provenance={**record, "objects": list(plan.objects)}
-                        if plan.objects else record)
-        log.info("fine-tuned model saved to %s", job.save_model)
+    _keep(job, plan, model)
     return model
+
+
+def _keep(job: RenderJob, plan: RenderPlan, model: OSVOSNet) -> None:
+    """Save the fine-tuned model where the render keeps it (keep_model) and where ``--save-model`` asks, with
+    what a later render needs to reuse or continue from it. Keeping is a convenience: a failure to keep is
+    a warning; a failure to save where asked is an error."""
+    s = plan.settings
+    record = s.provenance(str(plan.parent), job.source, [[str(m), f] for m, f in plan.keyframes],
+                          [f for f, _ in plan.self_train_frames])
+    if plan.objects:
+        record["objects"] = list(plan.objects)
+    record.update(
+        parent_digest=plan.identity.get("parent", ""), recipe=recipe(s, job.resize_mask), identity=plan.identity,
+        keyframe_digests=[[file_digest(m), int(f), o] for (m, f), o in zip(
+            plan.keyframes, plan.keyframe_objects, strict=True)])
+    if plan.keep is not None:
+        try:
+            save_checkpoint(model, plan.keep, provenance=record)
+        except OutputError as e:
+            log.warning("the fine-tuned model was not kept (%s); a correction will fine-tune from the parent", e)
+    if job.save_model is not None:
+        save_checkpoint(model, job.save_model, provenance=record)
+        log.info("fine-tuned model saved to %s", job.save_model)
 
 
 def _preview_path(job: RenderJob, frame: int) -> Path:

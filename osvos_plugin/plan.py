@@ -10,19 +10,32 @@ can ask what a render would do.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from osvos_contract.patterns import split_token
+
 from . import __version__
 from .errors import InputError
 from .io import PlateError, check_frames_exist, format_frame_path, object_names, read_matte_metadata, resolve_sequence
 from .models import default_parent_path
-from .outputs import FINGERPRINT_KEY, Fingerprint, Inputs, model_identity, refuse_overwriting_inputs
+from .outputs import (
+    FINGERPRINT_KEY,
+    MODEL_PARAMETERS,
+    Fingerprint,
+    Inputs,
+    file_digest,
+    model_identity,
+    refuse_overwriting_inputs,
+)
 from .selftrain import frames_to_learn_from
 from .settings import RenderSettings
 from .weights import WeightsError, read_checkpoint_info
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +81,9 @@ class RenderPlan:
     incomplete: int = 0  # mattes on disk that do not read back whole: rendered again
     keyframe_objects: tuple[str | None, ...] = ()  # per keyframe: the object painted (None: the mask's own)
     objects: tuple[str, ...] = ()  # several objects: their names (the mattes' layers); () for one object
+    keep: Path | None = None  # where the fine-tuned model is kept (keep_model)
+    kept: KeptModel | None = None  # the shot's kept model, reused or continued from
+    identity: dict = field(default_factory=dict)  # the model identity the mattes' fingerprint holds
 
     @property
     def to_render(self) -> list[Frame]:
@@ -116,9 +132,14 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
     _refuse_overwriting_inputs(job, frames, outputs, keyframes, parent)
     objects = _objects(job, keyframes, painted, settings)
-    fingerprint = Fingerprint.of(__version__, settings.as_params(), model_identity(
+    identity = model_identity(
         load_model=job.load_model, parent=parent, resize_mask=job.resize_mask, objects=objects,
-        keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes]))
+        keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes])
+    keep = kept_model_path(job.output) if job.load_model is None and settings.keep_model else None
+    kept = _kept_model(keep, settings, job, identity, keyframes, painted) if keep is not None else None
+    if kept is not None:  # the mattes record how their model was made: reused as it was, or continued
+        identity = kept.identity
+    fingerprint = Fingerprint.of(__version__, settings.as_params(), identity)
     todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint)
     need_model = bool(todo) or job.save_model is not None
     fine_tune = need_model and job.load_model is None
@@ -126,7 +147,59 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     return RenderPlan(settings, frames, outputs, todo, keyframes,
                       _self_train_frames(job, settings, frames, {f for _, f in keyframes}), need_model, fine_tune,
                       fingerprint, parent if fine_tune else None, stale, incomplete,
-                      tuple(painted) if fine_tune else (), tuple(objects))
+                      tuple(painted) if fine_tune else (), tuple(objects), keep, kept, identity)
+
+
+def kept_model_path(output: str | os.PathLike) -> Path:
+    """Where a render keeps its fine-tuned model: ``<matte folder>/.osvos/<matte name>.model.safetensors``."""
+    token = split_token(output)
+    name = (token.before.rstrip("._-") if token else Path(output).stem) or "matte"
+    return Path(output).parent / ".osvos" / f"{name}.model.safetensors"
+
+
+def recipe(settings: RenderSettings, resize_mask: bool) -> dict:
+    """What fine-tuning did besides the keyframes: a kept model is reused or continued only under the same."""
+    return {**{k: getattr(settings, k) for k in MODEL_PARAMETERS if k != "mask_frame"},
+            "process_size": settings.process_size, "resize_mask": bool(resize_mask)}
+
+
+@dataclass(frozen=True)
+class KeptModel:
+    """The shot's kept model, and what this render does with it."""
+
+    path: Path
+    steps: int  # 0: reused as it is (same keyframes); else fine-tuned this many steps on all keyframes
+    identity: dict  # the model identity its mattes record
+    note: str  # for the summary line
+
+
+def _kept_model(keep: Path, settings: RenderSettings, job: RenderJob, identity: dict,
+                keyframes: list[tuple[str | os.PathLike, int]], painted: list[str | None]) -> KeptModel | None:
+    """Reuse the kept model when it was made from the same parent, recipe and keyframes; continue from it
+    when this render's keyframes are those plus new ones (a correction); else None (fine-tune from the
+    parent, and keep the new model in its place). An unreadable kept model is a warning, and replaced."""
+    if not keep.is_file():
+        return None
+    try:
+        record = read_checkpoint_info(keep).provenance
+    except WeightsError as e:
+        log.warning("the kept model %s cannot be used (%s); fine-tuning from the parent, it will be replaced",
+                    keep, e)
+        return None
+    mine = {(file_digest(m), int(f), o) for (m, f), o in zip(keyframes, painted, strict=True)}
+    theirs = {(d, int(f), o) for d, f, o in record.get("keyframe_digests", [])}
+    why = ("another parent" if record.get("parent_digest") != identity.get("parent")
+           else "other fine-tuning settings" if record.get("recipe") != recipe(settings, job.resize_mask)
+           else "other objects" if record.get("identity", {}).get("objects", []) != identity.get("objects", [])
+           else "other keyframes" if not theirs or not theirs <= mine else "")
+    if why:
+        log.info("the kept model %s was made with %s: fine-tuning from the parent", keep, why)
+        return None
+    if theirs == mine:
+        return KeptModel(keep, 0, record["identity"], "the shot's kept model, reused")
+    n = settings.continue_iterations
+    return KeptModel(keep, n, {**identity, "continued": {"from": record["identity"], "steps": n}},
+                     f"continued from the shot's kept model with {len(mine - theirs)} new keyframe(s), {n} steps")
 
 
 def _objects(job: RenderJob, keyframes: list[tuple[str | os.PathLike, int]], painted: list[str | None],

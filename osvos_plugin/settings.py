@@ -29,6 +29,8 @@ class RenderSettings:
     iterations: int
     learning_rate: float
     optimizer: str
+    keep_model: bool
+    continue_iterations: int
     self_train_iterations: int
     self_train_frames: int
     seed: int

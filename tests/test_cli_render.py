@@ -114,7 +114,7 @@ def test_cancel_leaves_only_whole_frames_and_resumes(shot, tiny_parent):
 
     with pytest.raises(Cancelled):
         render(job, progress=progress, cancel=cancel)
-    written = sorted((shot / "out").iterdir())
+    written = sorted(p for p in (shot / "out").iterdir() if p.name != ".osvos")  # the kept model's folder
     assert 2 <= len(written) < 5 and all(p.suffix == ".exr" for p in written)
     for p in written:
         assert oiio.ImageBuf(str(p)).get_pixels(oiio.FLOAT).shape == (480, 854, 1)
@@ -236,3 +236,52 @@ def test_threads_parameter_reaches_the_network_and_keeps_the_resume(shot, tiny_p
         assert "0 frames written, 5 kept" in capsys.readouterr().out
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_correction_continues_from_the_kept_model(shot, tiny_parent, capsys, caplog):
+    """Keep Model: the first render keeps its model beside the mattes; the same keyframes again reuse it
+    (no fine-tuning); one more keyframe continues from it for Continue Iterations; mattes are redone exactly
+    when their model changed."""
+    import logging
+
+    from osvos_plugin.plan import kept_model_path
+    from osvos_plugin.weights import read_checkpoint_info
+
+    demo = __import__("pathlib").Path(__file__).resolve().parents[1] / "osvos_plugin" / "demo" / "bear"
+    shutil.copy(demo / "truth" / "bear.1003.png", shot / "roto1003.png")
+    base = _args(shot, tiny_parent, "--iterations", "6", "--continue-iterations", "2")
+    assert render_main(base) == 0
+    kept = kept_model_path(str(shot / "out" / "matte.####.exr"))
+    assert kept == shot / "out" / ".osvos" / "matte.model.safetensors" and kept.is_file()
+    record = read_checkpoint_info(kept).provenance
+    assert record["iterations"] == 6 and len(record["keyframe_digests"]) == 1
+    first = oiio.ImageBuf(str(shot / "out" / "matte.1004.exr")).get_pixels(oiio.FLOAT)
+    capsys.readouterr()
+    # the same keyframes, every frame again: the kept model is reused, the mattes come out the same
+    assert render_main([*base, "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    assert "the shot's kept model, reused" in out and "5 frames written" in out
+    assert np.array_equal(oiio.ImageBuf(str(shot / "out" / "matte.1004.exr")).get_pixels(oiio.FLOAT), first)
+    # a correction on frame 1003: continued (2 steps), every matte redone, the kept model replaced
+    with caplog.at_level(logging.INFO, logger="osvos_plugin.finetune"):
+        assert render_main([*base, "--keyframe", "1003", str(shot / "roto1003.png")]) == 0
+    out = capsys.readouterr().out
+    assert "continued from the shot's kept model with 1 new keyframe(s), 2 steps" in out
+    assert "5 frames written, 0 kept" in out
+    assert any("fine-tuned 2 iterations" in r.getMessage() for r in caplog.records)
+    assert len(read_checkpoint_info(kept).provenance["keyframe_digests"]) == 2
+    # again with both keyframes: nothing to do (the mattes record the continued model)
+    assert render_main([*base, "--keyframe", "1003", str(shot / "roto1003.png")]) == 0
+    assert "0 frames written, 5 kept" in capsys.readouterr().out
+    # other settings or --no-keep-model: from the parent
+    assert render_main([*base, "--keyframe", "1003", str(shot / "roto1003.png"), "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "kept model" not in out and "5 frames written" in out
+    kept.write_bytes(b"broken")
+    with caplog.at_level(logging.WARNING, logger="osvos_plugin.plan"):
+        assert render_main([*base, "--overwrite"]) == 0
+    assert any("cannot be used" in r.getMessage() for r in caplog.records)
+    assert read_checkpoint_info(kept).provenance["iterations"] == 6  # rebuilt
+    (shot / "out2").mkdir()
+    assert render_main([*_args(shot, tiny_parent, "--no-keep-model"), "-o", str(shot / "out2" / "m.####.exr")]) == 0
+    assert not (shot / "out2" / ".osvos").exists()
