@@ -77,6 +77,12 @@ def test_addon_zip_is_installable_and_self_contained(addon_zip):
     assert "osvos_matte/build_zip.py" not in names and len(listed) == len(names)
     assert "bl_info" in init and "def register" in init and "def unregister" in init
     assert 'id = "osvos_matte"' in manifest and 'type = "add-on"' in manifest
+    import tomllib
+
+    # Blender's own validator (extension build, the extensions platform): each permission's reason is at
+    # most 64 characters and does not end in punctuation
+    for what, reason in tomllib.loads(manifest)["permissions"].items():
+        assert len(reason) <= 64 and reason[-1].isalnum(), (what, reason)
     # plugin.json once, inside the contract (where its reader looks first): the repository's, not the link
     assert bundled == (REPO / "plugin.json").read_bytes()
     assert [n for n in names if n.endswith("plugin.json")] == ["osvos_matte/osvos_contract/plugin.json"]
@@ -108,6 +114,18 @@ addon_utils.disable("osvos_matte")
 found["unregistered"] = not hasattr(bpy.types, "OSVOS_OT_render_matte")
 print("RESULT " + json.dumps(found))
 """
+
+
+def test_addon_zip_passes_blenders_own_validator(blender_python, addon_zip):
+    """``blender --command extension validate``, run from the installed bpy: what extension build and the
+    extensions platform check (install from disk is more lenient)."""
+    found = subprocess.run([str(blender_python), "-c", "import bpy, pathlib; print(pathlib.Path(bpy.__file__).parent)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    tools = sorted(Path(found).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    assert tools, f"no extension validator under {found}"
+    run = subprocess.run([str(blender_python), str(tools[-1]), "validate", str(addon_zip)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "Success" in run.stdout, run.stdout + run.stderr
 
 
 def test_addon_runs_from_the_source_tree(blender_python, tmp_path):
