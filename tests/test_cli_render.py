@@ -285,3 +285,23 @@ def test_a_correction_continues_from_the_kept_model(shot, tiny_parent, capsys, c
     (shot / "out2").mkdir()
     assert render_main([*_args(shot, tiny_parent, "--no-keep-model"), "-o", str(shot / "out2" / "m.####.exr")]) == 0
     assert not (shot / "out2" / ".osvos").exists()
+
+
+@pytest.mark.slow
+def test_demo_renders_the_shot_and_its_plate_resolution_case(tmp_path, capsys):
+    """``osvos-demo`` (what ``make demo`` runs), quickly: the 480p render scored against the ground truth, then
+    the 1080p case with and without plate-resolution edges, and the picture that compares them."""
+    from osvos_plugin.cli.demo import main as demo_main
+
+    assert demo_main(["--output-dir", str(tmp_path), "--iterations", "20", "--process-size", "128",
+                      "--progress", "none"]) == 0
+    out = capsys.readouterr().out
+    j = float(out.split("J mean against the ground truth")[1].split(":")[1].split()[0])
+    hd = out.split("at 1920x1080: J ")[1]
+    bilinear, guided = (float(hd.split(name + " ")[1].split(",")[0].split(";")[0])
+                        for name in ("bilinear", "plate edges"))
+    assert 0.5 < j <= 1 and 0.5 < bilinear <= 1 and 0.5 < guided <= 1
+    matte = oiio.ImageBuf(str(tmp_path / "hd" / "plate_edges" / "bear.1010.exr"))
+    assert (matte.spec().width, matte.spec().height) == (1920, 1080)
+    picture = oiio.ImageBuf(str(tmp_path / "edges.png"))
+    assert (picture.spec().width, picture.spec().height) == (1920, 720)
