@@ -141,6 +141,8 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
         identity = kept.identity
     fingerprint = Fingerprint.of(__version__, settings.as_params(), identity)
     todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint)
+    if kept is not None and kept.new_frames:  # a correction: the frames nearest it first, to be seen first
+        todo.sort(key=lambda i: (min(abs(frames[i][0] - f) for f in kept.new_frames), frames[i][0]))
     need_model = bool(todo) or job.save_model is not None
     fine_tune = need_model and job.load_model is None
     keyframes = keyframes if fine_tune else []
@@ -171,6 +173,7 @@ class KeptModel:
     steps: int  # 0: reused as it is (same keyframes); else fine-tuned this many steps on all keyframes
     identity: dict  # the model identity its mattes record
     note: str  # for the summary line
+    new_frames: tuple[int, ...] = ()  # the frames of the keyframes it did not have (a correction's)
 
 
 def _kept_model(keep: Path, settings: RenderSettings, job: RenderJob, identity: dict,
@@ -199,7 +202,8 @@ def _kept_model(keep: Path, settings: RenderSettings, job: RenderJob, identity: 
         return KeptModel(keep, 0, record["identity"], "the shot's kept model, reused")
     n = settings.continue_iterations
     return KeptModel(keep, n, {**identity, "continued": {"from": record["identity"], "steps": n}},
-                     f"continued from the shot's kept model with {len(mine - theirs)} new keyframe(s), {n} steps")
+                     f"continued from the shot's kept model with {len(mine - theirs)} new keyframe(s), {n} steps",
+                     tuple(sorted({f for _, f, _ in mine - theirs})))
 
 
 def _objects(job: RenderJob, keyframes: list[tuple[str | os.PathLike, int]], painted: list[str | None],

@@ -268,6 +268,9 @@ def test_a_correction_continues_from_the_kept_model(shot, tiny_parent, capsys, c
     out = capsys.readouterr().out
     assert "continued from the shot's kept model with 1 new keyframe(s), 2 steps" in out
     assert "5 frames written, 0 kept" in out
+    order = [p.stem for p in sorted((shot / "out").glob("matte.*.exr"), key=lambda p: p.stat().st_mtime_ns)]
+    assert order[0] == "matte.1003"  # the correction's frame is rendered first, then its neighbours
+    assert set(order[1:3]) == {"matte.1002", "matte.1004"}
     assert any("fine-tuned 2 iterations" in r.getMessage() for r in caplog.records)
     assert len(read_checkpoint_info(kept).provenance["keyframe_digests"]) == 2
     # again with both keyframes: nothing to do (the mattes record the continued model)
