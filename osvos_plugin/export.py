@@ -113,6 +113,9 @@ def script_for_nuke(model: OSVOSNet, process_size: int, threshold: float = 0.5) 
     """The TorchScript module Nuke's CatFileCreator takes (scripted, so any input size works)."""
     if not isinstance(model, OSVOSNet):
         raise ExportError(f"only OSVOS networks can be exported, got {type(model).__name__}")
+    if model.num_objects != 1:
+        raise ExportError(f"the model holds {model.num_objects} objects; Nuke's Inference node takes one matte: "
+                          "export a model fine-tuned on one object (osvos-render --mask ... --save-model)")
     wrapper = NukeMatteModel(model.cpu(), process_size, threshold).eval()
     with warnings.catch_warnings():
         # torch 2.x deprecates TorchScript in favour of torch.export, but TorchScript is what Nuke loads.

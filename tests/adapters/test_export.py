@@ -127,6 +127,14 @@ def test_export_refuses_other_networks(tmp_path):
         export_torchscript(HEDContourNet(), tmp_path / "x.pt", 96)
 
 
+def test_export_refuses_a_several_object_model(tmp_path):
+    from osvos_plugin.network import OSVOSNet
+
+    with pytest.raises(ExportError, match="holds 2 objects"):
+        export_torchscript(OSVOSNet(num_objects=2), tmp_path / "x.pt", 96)
+    assert not (tmp_path / "x.pt").exists()
+
+
 # ----------------------------------------------------------------------------------------------- the CLI
 
 
