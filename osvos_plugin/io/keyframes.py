@@ -45,14 +45,16 @@ def object_names(keyframes: list[tuple[str | os.PathLike, int, str | None]]) -> 
     """The objects of (mask, frame, object name) keyframes, in order: named ones as named, a palette PNG's
     as ``obj<index>``; one unnamed grey/alpha mask is a single object (``[]``: today's one-object render)."""
     names: list[str] = []
+    plain = False  # an unnamed mask that is not a palette
     for mask, _, name in keyframes:
         if name is not None:
             found = [name]
         else:
             labels = read_labels(mask)
+            plain = plain or labels is None
             found = [] if labels is None else [f"obj{i}" for i in sorted(set(np.unique(labels).tolist()) - {0})]
         names += [n for n in found if n not in names]
-    if names and any(name is None and read_labels(mask) is None for mask, _, name in keyframes):
+    if names and plain:
         raise MaskError("a grey or alpha mask without an object name beside named objects or a palette (label) "
                         "PNG: give each object's mask with --object NAME MASK, or paint all objects in one "
                         "palette PNG.")

@@ -75,10 +75,11 @@ def render_frames(scene: bpy.types.Scene, frames: list[int], out_dir: str, size:
     return written
 
 
-def clip_scenario(cfg: dict) -> dict:
-    """A movie clip starting at scene frame 11, a Mask datablock rasterised at a chosen frame."""
+def clip_setup(cfg: dict) -> bpy.types.Scene:
+    """A saved blend (the mattes go next to it), a movie clip starting at ``clip_start``, a Mask datablock
+    rasterised at a chosen scene frame, and the test's parameters."""
     scene = bpy.context.scene
-    bpy.ops.wm.save_as_mainfile(filepath=cfg["blend"])  # the mattes go next to the blend file
+    bpy.ops.wm.save_as_mainfile(filepath=cfg["blend"])
     clip = bpy.data.movieclips.load(cfg["plate_first"])
     clip.frame_start = cfg["clip_start"]
     settings = scene.osvos
@@ -90,6 +91,12 @@ def clip_scenario(cfg: dict) -> dict:
     settings.mask_frame = cfg["mask_scene_frame"]
     for name, value in cfg["params"].items():
         setattr(settings, name, value)
+    return scene
+
+
+def clip_scenario(cfg: dict) -> dict:
+    """A movie clip starting at scene frame 11, a Mask datablock rasterised at a chosen frame."""
+    scene = clip_setup(cfg)
     operators = importlib.import_module(ADDON + ".operators")
     job = operators.prepare_job(bpy.context)  # the same call the operator makes first
     out = {"command": job.command, "output_pattern": job.output_pattern,
@@ -117,19 +124,7 @@ def clip_scenario(cfg: dict) -> dict:
 
 def farm_scenario(cfg: dict) -> dict:
     """The Farm Job button: a job bundle beside the mattes, then a submit through a stand-in deadline command."""
-    scene = bpy.context.scene
-    bpy.ops.wm.save_as_mainfile(filepath=cfg["blend"])
-    clip = bpy.data.movieclips.load(cfg["plate_first"])
-    clip.frame_start = cfg["clip_start"]
-    settings = scene.osvos
-    settings.source_type = "CLIP"
-    settings.clip = clip
-    settings.mask_type = "MASK"
-    settings.mask = draw_mask("roto", cfg["mask_rect"])
-    settings.use_mask_frame = True
-    settings.mask_frame = cfg["mask_scene_frame"]
-    for name, value in cfg["params"].items():
-        setattr(settings, name, value)
+    clip_setup(cfg)
     out = {"written": sorted(bpy.ops.osvos.farm_job(submit=False))}
     fake = os.path.join(cfg["out"], "bin")
     os.makedirs(fake, exist_ok=True)
