@@ -12,7 +12,9 @@ import numpy as np
 from ..evaluation.metrics import jaccard
 from ..io import format_frame_path, read_mask, read_plate, resolve_sequence
 from ..pipeline import Keyframe, RenderJob
+from ..plan import kept_model_path
 from ..preview import write_previews
+from ..settings import RenderSettings
 from .render import run_job
 from .runner import add_manifest_arguments, add_progress_argument, epilog, manifest_values, run
 
@@ -108,10 +110,13 @@ def _edge_picture(rgb: np.ndarray, mattes: dict[str, np.ndarray], path: Path) ->
 
 def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
     out = args.output_dir
-    model = out / "model" / "bear.safetensors"
-    job = RenderJob(source=PLATE, output=str(out / "mattes" / "bear.####.exr"),
-                    keyframes=[Keyframe(format_frame_path(TRUTH, FIRST), FIRST)], params=manifest_values(args),
-                    parent=args.parent, overwrite=True, save_model=model)
+    output = str(out / "mattes" / "bear.####.exr")
+    # the 1080p case uses the fine-tuned model the render keeps beside its mattes (or saves, without Keep Model)
+    keep = RenderSettings.resolve(manifest_values(args)).keep_model
+    model = kept_model_path(output) if keep else out / "model" / "bear.safetensors"
+    job = RenderJob(source=PLATE, output=output, keyframes=[Keyframe(format_frame_path(TRUTH, FIRST), FIRST)],
+                    params=manifest_values(args), parent=args.parent, overwrite=True,
+                    save_model=None if keep else model)
     print(f"osvos-demo: DAVIS 'bear' frames {FIRST}-{FIRST + 19}, mask painted on {FIRST}, output in {out}/")
     run_job(job, args.progress, cancel)
     frames = [f for f, _ in resolve_sequence(PLATE)]
