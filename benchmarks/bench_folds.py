@@ -135,6 +135,7 @@ def _run_job(job: dict) -> dict:
         batch = [seq.frames[k].astype(np.float32) / 255 for k in idx[i:i + 8]]
         probs += seg.probabilities(batch)
     out["infer_s_per_frame"] = (time.perf_counter() - t) / len(idx)
+    snapped = _snap_scores(seg, seq, idx, probs, job["snaps"], job["thresholds"]) if job.get("snaps") else {}
     views = calibration_views(rgb0, mask0)
     calib = pick_threshold(seg.probabilities([v for v, _ in views]), [m for _, m in views])
     out["calib_threshold"] = calib
@@ -146,8 +147,49 @@ def _run_job(job: dict) -> dict:
         scores[key] = {"J": float(res.J.mean), "F": float(res.F.mean)}
     if "calib" not in scores:
         scores["calib"] = scores[f"{calib:g}"]
+    if snapped:
+        out["contour_s_per_frame"] = snapped.pop("contour_s_per_frame")
+        scores.update({f"snap {k}": v for k, v in snapped.items()})
     out["scores"] = scores
     out["frames"] = len(idx)
+    return out
+
+
+def _snap_scores(seg, seq, idx: list[int], probs: list[np.ndarray], snaps: list[tuple[str, dict]],
+                 thresholds: list[float]) -> dict:
+    """Boundary snapping after the fact, on the same probabilities: for each snapping config (``SnapConfig``
+    fields) and threshold, J and F of the snapped masks, and the seconds per frame (contours, then regions
+    and vote per config), exactly as ``Segmenter`` snaps with ``boundary_snap``."""
+    import cv2
+    import torch
+
+    from osvos_plugin.evaluation.davis import evaluate_sequence
+    from osvos_plugin.imaging import fit_long_side, resize
+    from osvos_plugin.snapping import SnapConfig, snap_probability
+
+    gts = [seq.masks[k] > 127 for k in idx]
+    t = time.perf_counter()
+    contours = []
+    for k in idx:
+        rgb = seq.frames[k].astype(np.float32) / 255
+        h, w = rgb.shape[:2]
+        x = resize(torch.from_numpy(rgb).permute(2, 0, 1)[None].to(seg.device),
+                   fit_long_side(h, w, seg.cfg.process_size))
+        contours.append(seg.contour_maps(x.to(seg.dtype))[0])
+    out = {"contour_s_per_frame": (time.perf_counter() - t) / len(idx)}
+    for name, params in snaps:
+        cfg = SnapConfig(**params)
+        for th in thresholds:
+            t = time.perf_counter()
+            masks = []
+            for k, c, p in zip(idx, contours, probs, strict=True):
+                rgb = seq.frames[k].astype(np.float32) / 255
+                scale = 0.5 * (p.shape[0] / c.shape[0] + p.shape[1] / c.shape[1])
+                cu = cv2.resize(c, p.shape[::-1], interpolation=cv2.INTER_LINEAR)
+                masks.append(snap_probability(p, cu, rgb, th, cfg, scale) > th)
+            res = evaluate_sequence(gts, masks)
+            out[f"{name}@{th:g}"] = {"J": float(res.J.mean), "F": float(res.F.mean),
+                                     "s_per_frame": (time.perf_counter() - t) / len(idx)}
     return out
 
 
@@ -218,6 +260,8 @@ def main() -> None:
     ap.add_argument("--davis-root", type=Path, default=None)
     ap.add_argument("--variants", default="base", help="name:param=value,...;name2:... (plugin.json names)")
     ap.add_argument("--common", default="", help="param=value,... applied to every variant (e.g. device=cuda)")
+    ap.add_argument("--snap", default="", help="Boundary snapping configs scored after the fact on every "
+                    "variant's probabilities: name:level=..,spacing=..,band=..;name2:...")
     ap.add_argument("--thresholds", default=",".join(f"{t:g}" for t in THRESHOLDS))
     ap.add_argument("--sequences", default=None, help="Only these (comma-separated); default: each fold's ten.")
     ap.add_argument("--stride", type=int, default=1, help="Score every n-th frame (cheaper on a CPU).")
@@ -241,7 +285,8 @@ def main() -> None:
     jobs = [
         {"variant": v, "params": {**common, **params}, "fold": fold, "sequence": s, "parent": parents[fold],
          "root": str(args.davis_root or default_davis_root()), "stride": args.stride, "threads": threads,
-         "thresholds": [float(t) for t in args.thresholds.split(",")], "deadline": deadline}
+         "thresholds": [float(t) for t in args.thresholds.split(",")], "deadline": deadline,
+         "snaps": parse_variants(args.snap)}
         for v, params in parse_variants(args.variants)
         for fold in sorted(parents)
         for s in FOLDS[fold]

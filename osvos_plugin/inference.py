@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -25,6 +25,7 @@ from .edges import alpha_from_probability, guided_upsample
 from .imaging import fit_long_side, resize
 from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .network import OSVOSNet, object_probabilities
+from .snapping import ContourDetector, SnapConfig, snap_probability
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class InferenceConfig:
     edge_refine: bool = default("edge_refine")  # the plate guides the upsampling (guided filter)
     edge_grow: float = default("edge_grow")  # plate pixels the edge moves outwards (negative: inwards)
     edge_softness: float = default("edge_softness")  # plate pixels of edge ramp; 0: hard, or soft_matte's
+    boundary_snap: bool = default("boundary_snap")  # the edge moved onto the plate's contours (snapping.py)
+    snap: SnapConfig = field(default_factory=SnapConfig)
 
 
 # The guided filter's window is this many processing-size pixels (the network's edge is uncertain by about
@@ -88,6 +91,7 @@ class Segmenter:
             # stays float32, e.g. for more fine-tuning.
             model = copy.deepcopy(model).to(self.dtype)
         self.model = prepare_model(model, self.device).eval()
+        self._contours: ContourDetector | None = None  # made on first use (boundary_snap)
 
     @torch.inference_mode()
     def probabilities(self, frames: list[np.ndarray], out_size: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -107,6 +111,11 @@ class Segmenter:
         size = (h, w) if self.cfg.process_size <= 0 else fit_long_side(h, w, self.cfg.process_size)
         x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
         out_h, out_w = out_size or (h, w)
+        probs = self._probabilities(frames, x, (out_h, out_w))
+        return self._snapped(frames, x, probs) if self.cfg.boundary_snap else probs
+
+    def _probabilities(self, frames: list[np.ndarray], x: torch.Tensor, out_size: tuple[int, int]) -> list[np.ndarray]:
+        out_h, out_w = out_size
         if self.cfg.edge_refine:
             return self._refined(frames, x, (out_h, out_w))
         if self.cfg.flip_average:
@@ -148,6 +157,27 @@ class Segmenter:
             scale = 0.5 * (out_size[-2] / small.shape[-2] + out_size[-1] / small.shape[-1])
             up = [guided_upsample(p, rgb, EDGE_RADIUS * scale, EDGE_EPS) for p in small]
             out.append(up[0] if len(up) == 1 else np.stack(up))
+        return out
+
+    def contour_maps(self, x: torch.Tensor) -> np.ndarray:
+        """HED contour probability (N, h, w) for the network's input ``x`` (N, 3, h, w)."""
+        if self._contours is None:
+            self._contours = ContourDetector(self.device, self.dtype)
+        return self._contours(x)[:, 0].cpu().numpy()
+
+    def _snapped(self, frames: list[np.ndarray], x: torch.Tensor, probs: list[np.ndarray]) -> list[np.ndarray]:
+        """``probs`` with their edges snapped to the contours of the frames (``snapping.py``): contours at the
+        processing size, regions and the vote at the probabilities' size, coloured by the frames."""
+        out = []
+        for contours, rgb, prob in zip(self.contour_maps(x), frames, probs, strict=True):
+            size = prob.shape[-2:]
+            scale = 0.5 * (size[0] / contours.shape[0] + size[1] / contours.shape[1])
+            if contours.shape != size:
+                contours = cv2.resize(contours, size[::-1], interpolation=cv2.INTER_LINEAR)
+            if rgb.shape[:2] != size:
+                rgb = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA if rgb.shape[0] > size[0]
+                                 else cv2.INTER_LINEAR)
+            out.append(snap_probability(prob, contours, rgb, self.cfg.threshold, self.cfg.snap, scale))
         return out
 
     def matte(self, prob: np.ndarray) -> np.ndarray:

@@ -172,8 +172,8 @@ class OSVOSNet(nn.Module):
 class HEDContourNet(nn.Module):
     """HED (Xie & Tu, ICCV 2015): a 1-channel 1x1 score on every stage, upsampled and fused.
 
-    Its trunk is OSVOS's initialisation. The contour output is not used by a render: boundary snapping
-    is not implemented (models/README.md says what was tried).
+    Its trunk is OSVOS's initialisation; its contours drive boundary snapping (``snapping.py``,
+    the ``boundary_snap`` node parameter).
     """
 
     def __init__(self, input_convention: str = "caffe_bgr") -> None:

@@ -42,6 +42,7 @@ class RenderSettings:
     edge_refine: bool
     edge_grow: float
     edge_softness: float
+    boundary_snap: bool
     device: str
     precision: str
     batch_size: int
@@ -83,6 +84,7 @@ class RenderSettings:
             process_size=self.process_size, batch_size=self.batch_size, soft=self.soft_matte,
             threshold=self.threshold, flip_average=self.flip_average, device=self.device, precision=self.precision,
             edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
+            boundary_snap=self.boundary_snap,
         )
 
     def provenance(self, parent: str, source: str, keyframes: list[list], self_train_frames: list[int]) -> dict:

@@ -2,7 +2,7 @@
 # Issue 16's fold validation in one GPU call: train the two fold parents side by side, then score the recipe
 # variants on both folds with bench_folds.py. Run from the repository root on the GPU machine, with .gpu
 # (pack_davis.py's output) carried. Environment: VARIANTS (bench_folds --variants), IT (parent steps, batch
-# 8), END (seconds after which no new job starts), JOBS (parallel processes), SAVE_PARENTS=1 (write the
+# 8), SNAP (bench_folds --snap), END (seconds after which no new job starts), JOBS (parallel processes), SAVE_PARENTS=1 (write the
 # parents to $OUT as float16 halves, under the 16 MiB a returned file may have).
 T0=$(date +%s); export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -29,7 +29,7 @@ PY
 fi
 DL=$(( ${END:-470} - ( $(date +%s) - T0 ) ))
 python3 benchmarks/bench_folds.py --parent a=/tmp/pa/parent.safetensors --parent b=/tmp/pb/parent.safetensors \
-  --davis-root /tmp/davis --common device=cuda --variants "${VARIANTS:-base}" --jobs "${JOBS:-8}" --threads 2 \
+  --davis-root /tmp/davis --common device=cuda --variants "${VARIANTS:-base}" --snap "${SNAP:-}" --jobs "${JOBS:-8}" --threads 2 \
   --deadline-s "$DL" --jsonl "$OUT/folds.jsonl" > "$OUT/bench.log" 2>&1
 grep -v '^20..-' "$OUT/bench.log"
 echo "all done at $(( $(date +%s) - T0 )) s"

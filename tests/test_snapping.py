@@ -1,0 +1,105 @@
+"""Boundary snapping on small synthetic shots with exact answers: the matte's edge moves onto the contours."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from osvos_plugin.inference import InferenceConfig, Segmenter
+from osvos_plugin.settings import RenderSettings
+from osvos_plugin.snapping import SnapConfig, contour_regions, labels_from_probability, snap_labels, snap_probability
+
+SIZE, SCALE = 160, 8
+LO, HI = 43, 117  # the object: plate pixels [43, 117) in x and y
+
+
+@pytest.fixture(scope="module")
+def square():
+    """The plate (a sharp square), its exact contour map, and a blocky low-resolution probability of it."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    truth = (xx >= LO) & (xx < HI) & (yy >= LO) & (yy < HI)
+    plate = np.dstack([0.1 + 0.7 * truth, 0.2 + 0.5 * truth, 0.3 + 0.2 * truth]).astype(np.float32)
+    edge = cv2.morphologyEx(truth.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    contours = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.0)
+    contours /= contours.max()
+    small = cv2.resize(truth.astype(np.float32), (SIZE // SCALE,) * 2, interpolation=cv2.INTER_AREA)
+    prob = cv2.resize(np.roll(small, 1, axis=1), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)  # shifted 8 px
+    return plate, contours, prob, truth
+
+
+def test_regions_do_not_cross_a_contour(square):
+    plate, contours, _, truth = square
+    regions = contour_regions(contours, plate, level=0.15, spacing=6)
+    assert regions.shape == truth.shape and regions.min() >= 1
+    # every region lies on one side of the object's edge, but for the watershed's diagonal step at the corners
+    ids = np.unique(regions)
+    inside = np.bincount(regions[truth], minlength=ids.max() + 1)[ids]
+    outside = np.bincount(regions[~truth], minlength=ids.max() + 1)[ids]
+    assert np.minimum(inside, outside).sum() <= 4
+    assert len(np.unique(regions[~truth])) <= 2  # the weak borders outside are joined (one region, a corner's)
+
+
+def test_regions_join_across_weak_contours_only(square):
+    plate, contours, _, truth = square
+    regions = contour_regions(contours * 0.1, plate, level=0.15, spacing=6)  # every contour below the level
+    assert len(np.unique(regions)) == 1
+
+
+def test_snapping_moves_the_edge_onto_the_contour(square):
+    plate, contours, prob, truth = square
+    before = prob > 0.5
+    assert (before != truth).sum() > 500  # the blocky, shifted matte misses by hundreds of pixels
+    snapped = snap_probability(prob, contours, plate, 0.5, SnapConfig(level=0.15, spacing=6, band=12))
+    assert ((snapped > 0.5) != truth).sum() < 0.15 * (before != truth).sum()
+    # pixels the vote did not change keep their probability (a soft matte stays soft there)
+    same = (snapped > 0.5) == before
+    assert np.array_equal(snapped[same], prob[same])
+
+
+def test_snapping_is_confined_to_the_band(square):
+    plate, contours, prob, truth = square
+    labels = (prob > 0.5).astype(np.uint8)
+    regions = np.ones_like(labels, dtype=np.int64)  # one region: the vote would make the whole frame background
+    snapped = snap_labels(labels, regions, band=3)
+    changed = snapped != labels
+    assert changed.any()
+    dist = cv2.distanceTransform((1 - cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))),
+                                 cv2.DIST_L2, 5)
+    assert dist[changed].max() <= 3.5 and snapped[dist > 4].tolist() == labels[dist > 4].tolist()
+
+
+def test_several_objects_take_their_majority_label(square):
+    plate, contours, prob, truth = square
+    two = np.stack([prob * 0.9, np.zeros_like(prob)])
+    snapped = snap_probability(two, contours, plate, 0.5, SnapConfig(level=0.15, spacing=6, band=12))
+    assert (labels_from_probability(snapped, 0.5) != truth).sum() < 0.15 * ((prob > 0.5) != truth).sum()
+
+
+def test_node_parameter_reaches_the_segmenter():
+    assert RenderSettings.resolve({}).inference().boundary_snap is False
+    assert RenderSettings.resolve({"boundary_snap": "on"}).inference().boundary_snap is True
+
+
+def test_segmenter_snaps_to_the_hed_contours(tiny_parent, square):
+    """End to end with the real HED contours: a network's blocky matte of the square, snapped, is closer to the
+    exact square than the plain matte."""
+    from osvos_plugin.weights import load_checkpoint
+
+    plate, _, prob, truth = square
+    model, _ = load_checkpoint(tiny_parent)
+
+    class Blocky(torch.nn.Module):  # the network's answer: the blocky probability as logits, at any size
+        num_objects = 1
+
+        def forward(self, x):
+            p = torch.from_numpy(cv2.resize(prob, x.shape[-1:-3:-1])).clamp(1e-4, 1 - 1e-4)
+            return torch.logit(p)[None, None].expand(x.shape[0], 1, -1, -1).to(x.dtype)
+
+    cfg = dict(process_size=SIZE, device="cpu", precision="fp32", flip_average=False, threshold=0.5)
+    plain = Segmenter(model, InferenceConfig(**cfg))
+    plain.model = Blocky()
+    snap = Segmenter(model, InferenceConfig(**cfg, boundary_snap=True, snap=SnapConfig(band=12, spacing=6)))
+    snap.model = Blocky()
+    wrong_plain = (plain.predict(plate) > 0.5) != truth
+    wrong_snap = (snap.predict(plate) > 0.5) != truth
+    assert wrong_snap.sum() < 0.5 * wrong_plain.sum()
