@@ -103,3 +103,37 @@ def test_segmenter_snaps_to_the_hed_contours(tiny_parent, square):
     wrong_plain = (plain.predict(plate) > 0.5) != truth
     wrong_snap = (snap.predict(plate) > 0.5) != truth
     assert wrong_snap.sum() < 0.5 * wrong_plain.sum()
+
+
+def test_a_render_snaps_the_matte_to_the_plate(tmp_path, tiny_parent, monkeypatch):
+    """End to end: ``--boundary-snap`` through a render to the matte on disk. The network's answer is replaced
+    by a known wrong one (the plate's square shifted 6 px right), so the snapped matte's error is exact."""
+    from osvos_plugin.inference import Segmenter
+    from osvos_plugin.io import read_mask
+    from osvos_plugin.pipeline import Keyframe, RenderJob, render
+
+    (tmp_path / "in").mkdir()
+    truth = np.zeros((120, 160), bool)
+    truth[30:90, 40:110] = True
+    for f in (1, 2):
+        img = np.full((120, 160, 3), 40, np.uint8)
+        img[truth] = (90, 170, 200)  # BGR: the red channel is 200
+        cv2.imwrite(str(tmp_path / "in" / f"p.{f}.png"), img)
+    cv2.imwrite(str(tmp_path / "roto.png"), truth * np.uint8(255))
+
+    def shifted(self, frames, x, out_size):
+        h, w = out_size
+        return [cv2.resize(np.roll(f[:, :, 0] > 0.5, 6, axis=1).astype(np.float32), (w, h)) for f in frames]
+
+    monkeypatch.setattr(Segmenter, "_probabilities", shifted)
+
+    def error(**params):
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}" / "m.#.png"
+        render(RenderJob(str(tmp_path / "in" / "p.#.png"), str(out), [Keyframe(tmp_path / "roto.png", 1)],
+                         params={"iterations": 1, "process_size": 160, "device": "cpu", "output_format": "png16",
+                                 "flip_average": False, "threshold": 0.5, **params}, parent=tiny_parent))
+        return int(((read_mask(str(out).replace("#", "2"), allow_empty=True) > 0.5) != truth).sum())
+
+    plain = error()
+    assert plain == 2 * 6 * 60  # 6 columns too many on the right, 6 missing on the left
+    assert error(boundary_snap=True) < 0.6 * plain  # within the band (3.5 px) the edge goes back
