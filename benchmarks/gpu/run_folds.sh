@@ -3,7 +3,7 @@
 # variants on both folds with bench_folds.py. Run from the repository root on the GPU machine, with .gpu
 # (pack_davis.py's output) carried. Environment: VARIANTS (bench_folds --variants), IT (parent steps, batch
 # 8), SNAP (bench_folds --snap), END (seconds after which no new job starts), JOBS (parallel processes), SAVE_PARENTS=1 (write the
-# parents to $OUT as float16 halves, under the 16 MiB a returned file may have).
+# parents to $OUT as float16 parts, each under the 16 MiB a returned file may have).
 T0=$(date +%s); export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .gpu/fileseq*.whl || exit 9
@@ -22,8 +22,15 @@ import os
 from safetensors.torch import load_file, save_file
 for f in "ab":
     s = {k: v.half() for k, v in load_file(f"/tmp/p{f}/parent.safetensors").items()}
-    keys = sorted(s)
-    for i, part in enumerate((keys[: len(keys) // 2], keys[len(keys) // 2:])):
+    parts, size = [[]], 0  # float16 parts under the 16 MiB a returned file may have
+    for k in sorted(s):
+        n = s[k].numel() * 2
+        if parts[-1] and size + n > 12 * 2**20:
+            parts.append([])
+            size = 0
+        parts[-1].append(k)
+        size += n
+    for i, part in enumerate(parts):
         save_file({k: s[k] for k in part}, f"{os.environ['OUT']}/parent-{f}.part{i}.safetensors")
 PY
 fi
