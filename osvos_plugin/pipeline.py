@@ -44,7 +44,7 @@ from .preview import preview_name, write_movie, write_preview_frame
 from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
-from .weights import load_checkpoint, read_checkpoint_info, save_checkpoint
+from .weights import hed_weights_path, load_checkpoint, read_checkpoint_info, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
     s = plan.settings
     # The check decodes every frame that will be read anyway, so it keeps them in ``prepared``, shrunk
     # and colour-converted, and neither self-training nor inference decodes the shot a second time. Edge
-    # refinement needs the plate at full size as its guide: then the network shrinks the frames itself.
+    # refinement and boundary snapping need the plate at full size (the guide; the regions' colours): then
+    # the network shrinks the frames itself.
     keep_size = None if s.edge_refine or s.boundary_snap else s.process_size or None
     with PreparedPlates(plan.to_decode, colorspace=s.input_colorspace, max_size=keep_size) as prepared:
         infos = _check_plates(plan, prepared, progress, cancel)
@@ -163,10 +164,13 @@ def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[
 
 def _check_before_reading(job: RenderJob, settings: RenderSettings) -> None:
     """What costs nothing to check is checked before the plates are read and fine-tuning starts: the
-    device, the model files' headers, and that ``--save-model`` can be written."""
+    device, the model files' headers, the contour network's weights when snapping, and that ``--save-model``
+    can be written."""
     use_threads(settings.threads)
     resolve_device(settings.device)
     read_checkpoint_info(job.load_model if job.load_model is not None else job.parent or default_parent_path())
+    if settings.boundary_snap:
+        hed_weights_path()  # says what to install; not after minutes of fine-tuning
     if job.save_model is not None:
         folder = Path(os.path.abspath(job.save_model)).parent
         while not folder.exists() and folder != folder.parent:

@@ -14,7 +14,6 @@ own beyond the contours'.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import cv2
@@ -22,8 +21,6 @@ import numpy as np
 import torch
 
 from .network import HEDContourNet
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

