@@ -28,7 +28,7 @@ class SnapConfig:
     """How regions are cut from the contour map and how far snapping may move the edge."""
 
     level: float = 0.15  # superpixels whose shared border has a lower mean contour probability join
-    spacing: float = 3.5  # superpixel seeds' grid, in pixels at the contour map's (the processing) size
+    spacing: float = 2.5  # superpixel seeds' grid, in pixels at the contour map's (the processing) size
     band: float = 3.5  # pixels either side of the matte's edge (at the contour map's size) that may change
 
 
