@@ -32,12 +32,15 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_engine.py
 
-# Blender as a Python module (bpy needs numpy < 2) lives in a venv of its own, for the add-on's tests.
+# Blender as a Python module (bpy needs numpy < 2) lives in a venv of its own, for the add-on's tests: one
+# per supported release (5.0, and the 4.5 and 4.2 LTS), each test of the add-on runs on every one.
 blender-setup:
 	bash scripts/blender_setup.sh
+	BLENDER_VENV=.venv-blender-4.5 BPY_SPEC="bpy>=4.5,<4.6" bash scripts/blender_setup.sh
+	BLENDER_VENV=.venv-blender-4.2 BPY_SPEC="bpy>=4.2,<4.3" bash scripts/blender_setup.sh
 
 blender-addon: setup
 	$(PY) host_adapters/blender/build_zip.py
 
 clean:
-	rm -rf $(VENV) .venv-blender demo_out dist .pytest_cache
+	rm -rf $(VENV) .venv-blender .venv-blender-4.5 .venv-blender-4.2 demo_out dist .pytest_cache

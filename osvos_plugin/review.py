@@ -24,13 +24,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from osvos_contract.patterns import split_token
+from osvos_contract.review import REVIEW_SUFFIX, review_path
 
 from .files import atomic_write
 
-__all__ = ["FrameStats", "Review", "matte_stats", "previous_stats", "review", "review_path", "write_review"]
+__all__ = ["REVIEW_SUFFIX", "FrameStats", "Review", "matte_stats", "previous_stats", "review", "review_path",
+           "write_review"]
 
-REVIEW_SUFFIX = ".osvos-review.json"
 STATS_SIZE = 256  # blobs are counted on the matte shrunk to at most this many pixels a side
 MIN_AREA = 1e-4  # a matte with less of the frame than this is empty
 MIN_BLOB = 0.01  # blobs under this fraction of the largest are specks, not counted
@@ -195,14 +195,6 @@ def _ranges(frames: list[FrameStats], positions: list[int]) -> list[tuple[int, i
         else:
             runs.append((k, k))
     return [(frames[a].frame, frames[b].frame) for a, b in runs]
-
-
-def review_path(pattern: str | os.PathLike) -> Path:
-    """``<folder>/matte.osvos-review.json`` for ``<folder>/matte.####.exr``."""
-    path = Path(pattern)
-    token = split_token(path)
-    stem = (token.before if token is not None else path.stem).rstrip("._- ") or "matte"
-    return path.parent / f"{stem}{REVIEW_SUFFIX}"
 
 
 def previous_stats(pattern: str | os.PathLike) -> dict[int, FrameStats]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import bpy
 
+from .compat import compositor_tree, output_node, set_alpha_mode
 from .inputs import SourcePlates
 from .osvos_contract.patterns import format_frame
 
@@ -27,19 +28,6 @@ class MatteSequence:
     pattern: str  # printf pattern of the matte files
     first: int  # first and last matte file numbers on disk
     last: int
-
-
-def compositor_tree(scene: bpy.types.Scene) -> tuple[bpy.types.NodeTree, bool]:
-    """The scene's compositor node group, made (with a Group Output) when it has none; and whether it was."""
-    tree = scene.compositing_node_group
-    if tree is not None:
-        return tree, False
-    tree = bpy.data.node_groups.new(f"{scene.name} Compositor", "CompositorNodeTree")
-    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-    out = tree.nodes.new("NodeGroupOutput")
-    out.location = (600, 0)
-    scene.compositing_node_group = tree
-    return tree, True
 
 
 def _node(tree: bpy.types.NodeTree, name: str, bl_idname: str, location: tuple[float, float]) -> bpy.types.Node:
@@ -96,12 +84,12 @@ def wire_matte(scene: bpy.types.Scene, plates: SourcePlates, seq: MatteSequence)
         source.use_auto_refresh = True
 
     set_alpha = _node(tree, ALPHA_NODE, "CompositorNodeSetAlpha", (300, 0))
-    set_alpha.inputs["Type"].default_value = "Apply Mask"
+    set_alpha_mode(set_alpha, "APPLY")
     tree.links.new(source.outputs["Image"], set_alpha.inputs["Image"])
     tree.links.new(matte.outputs["Alpha"], set_alpha.inputs["Alpha"])
 
-    outputs = [n for n in tree.nodes if n.bl_idname == "NodeGroupOutput"]
-    if outputs and outputs[0].inputs and (new_tree or not outputs[0].inputs[0].is_linked):
-        tree.links.new(set_alpha.outputs["Image"], outputs[0].inputs[0])
+    output = output_node(tree)
+    if output is not None and output.inputs and (new_tree or not output.inputs[0].is_linked):
+        tree.links.new(set_alpha.outputs["Image"], output.inputs[0])
     scene.render.use_compositing = True
     return matte

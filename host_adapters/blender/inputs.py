@@ -19,6 +19,7 @@ from pathlib import Path
 
 import bpy
 
+from .compat import remove_scratch, scratch_compositor, set_alpha_mode
 from .osvos_contract.patterns import sequence_pattern
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class SourcePlates:
     name: str
     kind: str  # "CLIP" or "IMAGE"
     datablock: str  # name of the MovieClip or Image
+    colorspace: str = ""  # the datablock's colour space, a name in Blender's OCIO config
 
     def file_frame(self, scene_frame: int) -> int:
         return self.first_file + scene_frame - self.scene_start
@@ -66,7 +68,8 @@ def clip_plates(clip: bpy.types.MovieClip) -> SourcePlates:
     if not width or not height:
         raise InputError(f"Clip '{clip.name}': {path} cannot be read (missing file?)")
     return SourcePlates(seq.pattern, seq.padding, seq.frame + clip.frame_offset, clip.frame_start,
-                        int(width), int(height), Path(path).name, "CLIP", clip.name)
+                        int(width), int(height), Path(path).name, "CLIP", clip.name,
+                        clip.colorspace_settings.name)
 
 
 def image_plates(image: bpy.types.Image) -> SourcePlates:
@@ -83,7 +86,7 @@ def image_plates(image: bpy.types.Image) -> SourcePlates:
     if not width or not height:
         raise InputError(f"Image '{image.name}': {path} cannot be read (missing file?)")
     return SourcePlates(seq.pattern, seq.padding, seq.frame, seq.frame, int(width), int(height),
-                        Path(path).name, "IMAGE", image.name)
+                        Path(path).name, "IMAGE", image.name, image.colorspace_settings.name)
 
 
 def _file_size(path: str) -> tuple[int, int]:
@@ -104,18 +107,16 @@ def rasterize_mask(mask: bpy.types.Mask, frame: int, width: int, height: int, pa
     and its compositor stay untouched.
     """
     scene = bpy.data.scenes.new("OSVOS mask raster")
-    tree = bpy.data.node_groups.new("OSVOS mask raster", "CompositorNodeTree")
+    tree = None
     try:
-        scene.compositing_node_group = tree
-        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        out = tree.nodes.new("NodeGroupOutput")
+        tree, result = scratch_compositor(scene, "OSVOS mask raster")
         node = tree.nodes.new("CompositorNodeMask")
         node.mask = mask
         set_alpha = tree.nodes.new("CompositorNodeSetAlpha")
-        set_alpha.inputs["Type"].default_value = "Replace Alpha"
+        set_alpha_mode(set_alpha, "REPLACE_ALPHA")
         tree.links.new(node.outputs["Mask"], set_alpha.inputs["Image"])
         tree.links.new(node.outputs["Mask"], set_alpha.inputs["Alpha"])
-        tree.links.new(set_alpha.outputs["Image"], out.inputs[0])
+        tree.links.new(set_alpha.outputs["Image"], result)
         render = scene.render
         render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
         render.use_compositing = True
@@ -130,7 +131,7 @@ def rasterize_mask(mask: bpy.types.Mask, frame: int, width: int, height: int, pa
             raise InputError(f"Mask '{mask.name}' could not be rasterised at frame {frame}")
     finally:
         bpy.data.scenes.remove(scene)
-        bpy.data.node_groups.remove(tree)
+        remove_scratch(tree)
     return path
 
 

@@ -1,9 +1,11 @@
 """The Render Matte operator: a modal run with progress and Esc to cancel, or a blocking one for scripts.
 
 Both paths go through the same three steps: :func:`prepare_job` (files and command line from the scene),
-polling one :class:`RenderProcess` (the modal timer, or ``osvos_contract.process.run`` which polls the same
-object in a loop), and :func:`finish_job` (compositor wiring, report). Called from a button the operator
-is modal (``invoke``); called from Python (``bpy.ops.osvos.render_matte()``) it is blocking (``execute``).
+polling one :class:`RenderProcess` (:class:`ModalRender` on the modal timer, or ``osvos_contract.process.run``
+which polls the same object in a loop), and :func:`finish_job` (compositor wiring, report). Called from a
+button the operator is modal (``invoke``); called from Python (``bpy.ops.osvos.render_matte()``) it is
+blocking (``execute``). The modal steps live in :class:`ModalRender`, a plain object, so that tests drive
+the button's path in a headless Blender, which has no window to run a modal operator in.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bpy
@@ -31,11 +35,13 @@ from .osvos_contract.process import (
     run,
 )
 from .osvos_contract.protocol import Progress
+from .osvos_contract.review import review_summary
 from .preferences import get_preferences
 
 log = logging.getLogger(__name__)
 DEFAULT_OUTPUT_DIR = "//osvos"
 TIMER_S = 0.25
+RELOAD_S = 1.0  # while frames land, the compositor's matte is reloaded at most this often
 
 _active: RenderProcess | None = None  # the render in flight (one at a time), for the Cancel button
 
@@ -109,6 +115,8 @@ def prepare_job(context: bpy.types.Context) -> Job:
         output = matte_pattern(out_dir, plates.pattern, "exr", plates.padding)
         parent = bpy.path.abspath(prefs.parent_model) if prefs and prefs.parent_model else None
         params = properties.parameter_values(settings, manifest)
+        if params.get("input_colorspace", "auto") in ("", "auto") and plates.colorspace:
+            params["input_colorspace"] = plates.colorspace  # the clip's own, named in Blender's OCIO config
         command = build_command(
             engine, plates.pattern, output, parameters=manifest.parameters, values=params, mask=mask_file,
             mask_frame=plates.file_frame(mask_scene_frame), parent=parent, overwrite=settings.overwrite,
@@ -116,8 +124,19 @@ def prepare_job(context: bpy.types.Context) -> Job:
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
+    env = engine_environment()
+    env["OCIO"] = ocio_config()
     return Job(command, plates, output, plates.file_frame(mask_scene_frame), tmpdir,
-               settings.wire_compositor, scene.name, engine_environment(), params, mask_file)
+               settings.wire_compositor, scene.name, env, params, mask_file)
+
+
+def ocio_config() -> str:
+    """The OCIO config Blender runs with: $OCIO where set (Blender reads it too), else its bundled one, so the
+    engine understands the colour space names Blender shows."""
+    configured = os.environ.get("OCIO", "")
+    if configured:
+        return configured
+    return os.path.join(bpy.utils.system_resource("DATAFILES", path="colormanagement"), "config.ocio")
 
 
 def finish_job(job: Job, result: RenderResult) -> tuple[set[str], str]:
@@ -133,7 +152,23 @@ def finish_job(job: Job, result: RenderResult) -> tuple[set[str], str]:
     if job.wire and scene is not None:
         wire_matte(scene, job.plates, MatteSequence(job.output_pattern, frames[0], frames[-1]))
         message += ", wired into the compositor"
+    check = review_summary(job.output_pattern)
+    if scene is not None:
+        scene.osvos.review = check
+    if check:
+        return {"WARNING"}, f"{message}; {check}"
     return {"INFO"}, message
+
+
+def show_landed(job: Job) -> bool:
+    """Wire (or reload) the mattes written so far, so the compositor shows them while the render goes on;
+    whether there were any."""
+    frames = frames_on_disk(job.output_pattern)
+    scene = bpy.data.scenes.get(job.scene_name)
+    if not frames or not job.wire or scene is None:
+        return False
+    wire_matte(scene, job.plates, MatteSequence(job.output_pattern, frames[0], frames[-1]))
+    return True
 
 
 def _set_status(wm: bpy.types.WindowManager, running: bool, progress: float, text: str) -> None:
@@ -143,10 +178,88 @@ def _set_status(wm: bpy.types.WindowManager, running: bool, progress: float, tex
 
 
 def _redraw(context: bpy.types.Context) -> None:
-    screen = getattr(context, "screen", None)
-    for area in screen.areas if screen else ():
-        if area.type in ("CLIP_EDITOR", "NODE_EDITOR"):
-            area.tag_redraw()
+    """Redraw what shows the render: the OSVOS panels and the status bar, in every window."""
+    for window in context.window_manager.windows:
+        for area in window.screen.areas if window.screen else ():
+            if area.type in ("CLIP_EDITOR", "NODE_EDITOR", "STATUSBAR"):
+                area.tag_redraw()
+
+
+class ModalRender:
+    """The button's render: started by the operator's ``invoke``, then fed the modal events.
+
+    Progress goes to the window manager's properties, which the panel and the status bar draw. Esc
+    cancels only when pressed over the editor the render was started from (elsewhere it is the other
+    editors' Esc); the status bar and the panel have a Cancel button too. While frames land, the
+    compositor's matte is wired and reloaded, so the artist sees the mattes before the render ends.
+    """
+
+    def __init__(self, job: Job, report: Callable[[set[str], str], None],
+                 area: tuple[int, int, int, int] | None = None) -> None:
+        self.job = job
+        self.report = report
+        self.area = area  # x, y, width, height of the editor (window pixels); None: Esc anywhere
+        self.proc: RenderProcess | None = None
+        self._inferred = 0
+        self._reloaded_at = 0.0
+
+    def start(self, context: bpy.types.Context) -> None:
+        global _active
+        self.proc = RenderProcess(self.job.command, env=self.job.env).start()
+        _active = self.proc
+        _set_status(context.window_manager, True, 0.0, "Starting osvos-render (Esc to cancel)")
+        _redraw(context)
+
+    def over_area(self, event: bpy.types.Event) -> bool:
+        if self.area is None:
+            return True
+        x, y, w, h = self.area
+        return x <= event.mouse_x < x + w and y <= event.mouse_y < y + h
+
+    def on_event(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """One modal event: RUNNING_MODAL while the render runs; FINISHED or CANCELLED at its end."""
+        wm = context.window_manager
+        proc = self.proc
+        if event.type == "ESC":
+            if event.value != "PRESS" or proc.cancelling or not self.over_area(event):
+                return {"PASS_THROUGH"}
+            proc.cancel()
+            _set_status(wm, True, wm.osvos_progress, "Cancelling: finishing the frames in flight")
+            _redraw(context)
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        code = proc.returncode
+        proc.poll()
+        latest = proc.latest
+        if latest is not None and not proc.cancelling:
+            _set_status(wm, True, 100.0 * latest.overall, latest.message() + " (Esc to cancel)")
+        if (code is None and latest is not None and latest.stage == "infer" and latest.done > self._inferred
+                and time.monotonic() - self._reloaded_at >= RELOAD_S):
+            if show_landed(self.job):
+                self._inferred = latest.done
+                self._reloaded_at = time.monotonic()
+        _redraw(context)
+        if code is None:
+            return {"RUNNING_MODAL"}
+        return self.end(context, proc.result())
+
+    def end(self, context: bpy.types.Context, result: RenderResult) -> set[str]:
+        global _active
+        _set_status(context.window_manager, False, 0.0, "")
+        _active = None
+        level, message = finish_job(self.job, result)
+        self.report(level, message)
+        _redraw(context)
+        return {"FINISHED"} if result.ok else {"CANCELLED"}
+
+    def kill(self) -> None:
+        """Blender is closing the operator (file load, quit): stop the render, leave nothing behind."""
+        global _active
+        if self.proc is not None:
+            self.proc.kill()
+        shutil.rmtree(self.job.tmpdir, ignore_errors=True)
+        _active = None
 
 
 class OSVOS_OT_render_matte(bpy.types.Operator):
@@ -154,10 +267,9 @@ class OSVOS_OT_render_matte(bpy.types.Operator):
 
     bl_idname = "osvos.render_matte"
     bl_label = "Render Matte"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}  # the compositor wiring is one undo step
 
-    _proc: RenderProcess | None = None
-    _job: Job | None = None
+    _render: ModalRender | None = None
     _timer = None
 
     @classmethod
@@ -170,11 +282,6 @@ class OSVOS_OT_render_matte(bpy.types.Operator):
         except (InputError, EngineNotFound, ManifestError, ValueError) as e:
             self.report({"ERROR"}, f"OSVOS: {e}")
             return None
-
-    def _report_result(self, job: Job, result: RenderResult) -> set[str]:
-        level, message = finish_job(job, result)
-        self.report(level, message)
-        return {"FINISHED"} if result.ok else {"CANCELLED"}
 
     # -- blocking (scripts, headless)
     def execute(self, context: bpy.types.Context) -> set[str]:
@@ -195,71 +302,45 @@ class OSVOS_OT_render_matte(bpy.types.Operator):
             return {"CANCELLED"}
         finally:
             _set_status(wm, False, 0.0, "")
-        return self._report_result(job, result)
+        level, message = finish_job(job, result)
+        self.report(level, message)
+        return {"FINISHED"} if result.ok else {"CANCELLED"}
 
-    # -- modal (UI): progress in the status bar and the panel, Esc cancels
+    # -- modal (UI): progress in the status bar and the panel, Esc over the editor cancels
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        global _active
         job = self._prepare(context)
         if job is None:
             return {"CANCELLED"}
+        area = context.area
+        render = ModalRender(job, self.report, (area.x, area.y, area.width, area.height) if area else None)
         try:
-            self._proc = RenderProcess(job.command, env=job.env).start()
+            render.start(context)
         except EngineNotFound as e:
             shutil.rmtree(job.tmpdir, ignore_errors=True)
             self.report({"ERROR"}, f"OSVOS: {e}")
             return {"CANCELLED"}
-        self._job = job
-        _active = self._proc
+        self._render = render
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_S, window=context.window)
         wm.modal_handler_add(self)
-        wm.progress_begin(0, 100)
-        _set_status(wm, True, 0.0, "Starting osvos-render (Esc to cancel)")
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        wm = context.window_manager
-        proc = self._proc
-        if event.type == "ESC" and proc is not None and not proc.cancelling:
-            proc.cancel()
-            _set_status(wm, True, wm.osvos_progress, "Cancelling: finishing the frames in flight")
-            _redraw(context)
-            return {"RUNNING_MODAL"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        code = proc.returncode
-        proc.poll()
-        if proc.latest is not None and not proc.cancelling:
-            _set_status(wm, True, 100.0 * proc.latest.overall, proc.latest.message() + " (Esc to cancel)")
-            wm.progress_update(int(wm.osvos_progress))
-        _redraw(context)
-        if code is None:
-            return {"RUNNING_MODAL"}
-        return self._end(context, proc.result())
+        outcome = self._render.on_event(context, event)
+        if outcome & {"FINISHED", "CANCELLED"}:
+            self._remove_timer(context)
+        return outcome
 
-    def _end(self, context: bpy.types.Context, result: RenderResult) -> set[str]:
-        global _active
-        wm = context.window_manager
+    def _remove_timer(self, context: bpy.types.Context) -> None:
         if self._timer is not None:
-            wm.event_timer_remove(self._timer)
+            context.window_manager.event_timer_remove(self._timer)
             self._timer = None
-        wm.progress_end()
-        _set_status(wm, False, 0.0, "")
-        _active = None
-        _redraw(context)
-        return self._report_result(self._job, result)
 
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender is closing the operator (file load, quit): stop the render."""
-        global _active
-        if self._proc is not None:
-            self._proc.kill()
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-        if self._job is not None:
-            shutil.rmtree(self._job.tmpdir, ignore_errors=True)
-        _active = None
+        if self._render is not None:
+            self._render.kill()
+        self._remove_timer(context)
 
 
 class OSVOS_OT_farm_job(bpy.types.Operator):

@@ -10,7 +10,6 @@ import bpy
 
 from . import properties
 from .osvos_contract import farm
-from .osvos_contract.manifest import ManifestError, load_manifest
 
 
 def draw_osvos(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -37,12 +36,7 @@ def draw_osvos(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         sub.active = getattr(settings, flag)
         sub.prop(settings, "mask_frame", text="Scene Frame" if getattr(settings, flag) else "Current Frame")
 
-    try:
-        manifest = load_manifest()
-    except ManifestError as e:
-        layout.label(text=str(e), icon="ERROR")
-        return
-    for group, params in manifest.groups():
+    for group, params in properties.registered_manifest().groups():
         shown = [p for p in params if hasattr(settings, p.name) and p.name not in properties.DRAWN_WITH_INPUTS]
         if not shown:
             continue
@@ -61,6 +55,11 @@ def draw_osvos(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(settings, "overwrite")
     col.prop(settings, "wire_compositor")
 
+    if settings.review and not wm.osvos_running:
+        box = layout.box()
+        box.label(text="Frames to check", icon="ERROR")
+        for part in settings.review.removeprefix("check ").split("; "):
+            box.label(text=part)
     if wm.osvos_running:
         layout.progress(factor=wm.osvos_progress / 100.0, text=wm.osvos_status or "Rendering")
         layout.operator("osvos.cancel_render", icon="CANCEL")
@@ -106,14 +105,26 @@ class NODE_PT_osvos(bpy.types.Panel):
         draw_osvos(self.layout, context)
 
 
+def draw_status(self, context: bpy.types.Context) -> None:
+    """The render's progress in the status bar (drawn only while one runs), with its Cancel button."""
+    wm = context.window_manager
+    if not getattr(wm, "osvos_running", False):
+        return
+    row = self.layout.row(align=True)
+    row.progress(factor=wm.osvos_progress / 100.0, type="BAR", text=f"OSVOS: {wm.osvos_status or 'Rendering'}")
+    row.operator("osvos.cancel_render", text="", icon="CANCEL")
+
+
 classes = (CLIP_PT_osvos, NODE_PT_osvos)
 
 
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
+    bpy.types.STATUSBAR_HT_header.append(draw_status)
 
 
 def unregister() -> None:
+    bpy.types.STATUSBAR_HT_header.remove(draw_status)
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

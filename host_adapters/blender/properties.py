@@ -130,6 +130,10 @@ ADAPTER_ANNOTATIONS: dict[str, Any] = {
         description="Render every frame again. Otherwise a frame already written is kept only when it is whole "
         "and was made with the same model and settings (resume); the others are rendered again anyway",
     ),
+    "review": StringProperty(
+        name="Frames to Check", default="", options={"SKIP_SAVE"},
+        description="What the last render's report says about frames where the matte is probably wrong",
+    ),
     "wire_compositor": BoolProperty(
         name="Wire Compositor", default=True,
         description="Add the mattes to the compositor as an Image node and set them as the plate's alpha",
@@ -148,10 +152,18 @@ def status_annotations() -> dict[str, Any]:
 
 
 _classes: list[type] = []
+_registered: list[Manifest] = []
+
+
+def registered_manifest() -> Manifest:
+    """The manifest the settings were built from at register time: the panel draws from it without
+    reading plugin.json on every redraw (and matches the properties that exist)."""
+    return _registered[0] if _registered else load_manifest()
 
 
 def register() -> None:
     manifest = load_manifest()
+    _registered[:] = [manifest]
     annotations = {**ADAPTER_ANNOTATIONS, **manifest_annotations(manifest)}
     settings_cls = type("OSVOSSettings", (bpy.types.PropertyGroup,), {
         "__annotations__": annotations,
@@ -172,3 +184,4 @@ def unregister() -> None:
         del bpy.types.Scene.osvos
     while _classes:
         bpy.utils.unregister_class(_classes.pop())
+    _registered.clear()

@@ -11,7 +11,9 @@ REPO = Path(__file__).resolve().parents[2]
 NUKE_DIR = REPO / "host_adapters" / "nuke"
 BLENDER_DIR = REPO / "host_adapters" / "blender"
 CONTRACT_DIR = REPO / "osvos_contract"  # the package the engine and both adapters import, kept once
-BLENDER_PYTHON = REPO / ".venv-blender" / "bin" / "python"
+BLENDER_PYTHON = REPO / ".venv-blender" / "bin" / "python"  # Blender 5.0
+# Every Blender release the add-on supports, each as bpy from PyPI in a venv of its own (scripts/blender_setup.sh)
+BLENDER_VENVS = {"5.0": REPO / ".venv-blender", "4.5": REPO / ".venv-blender-4.5", "4.2": REPO / ".venv-blender-4.2"}
 DEMO_PLATE = REPO / "osvos_plugin" / "demo" / "bear" / "plate"
 
 # The Nuke adapter's pure module (osvos_knobs) is imported by plain name, as Nuke imports it from its plugin

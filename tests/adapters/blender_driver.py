@@ -8,13 +8,16 @@ Only bpy and the standard library are imported here: nothing of the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
 import os
 import shutil
 import sys
+import time
 import traceback
+import types
 
 import bpy
 
@@ -57,6 +60,10 @@ def draw_mask(name: str, rect: list[float]) -> bpy.types.Mask:
         point.handle_left_type = point.handle_right_type = "VECTOR"
     spline.use_cyclic = True
     return mask
+
+
+def compat():
+    return importlib.import_module(ADDON + ".compat")
 
 
 def render_frames(scene: bpy.types.Scene, frames: list[int], out_dir: str, size: list[int]) -> dict:
@@ -105,20 +112,96 @@ def clip_scenario(cfg: dict) -> dict:
     shutil.copy(job.command[job.command.index("--mask") + 1], out["mask_raster"])
     shutil.rmtree(job.tmpdir, ignore_errors=True)
 
+    out["env_ocio"] = job.env.get("OCIO", "")
     out["operator"] = sorted(bpy.ops.osvos.render_matte())
-    tree = scene.compositing_node_group
+    tree, _ = compat().compositor_tree(scene, create=False)
     matte = tree.nodes.get("OSVOS Matte") if tree else None
     out["nodes"] = sorted(n.name for n in tree.nodes) if tree else []
     if matte is not None:
         out["matte_node"] = {"frame_start": matte.frame_start, "frame_offset": matte.frame_offset,
                              "frame_duration": matte.frame_duration,
                              "image": bpy.path.abspath(matte.image.filepath), "source": matte.image.source}
-        group_out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
-        out["output_linked_from"] = [link.from_node.name for link in group_out.inputs[0].links]
+        result_node = compat().output_node(tree)
+        out["output_node"] = result_node.name
+        out["output_linked_from"] = [link.from_node.name for link in result_node.inputs[0].links]
     out["renders"] = render_frames(scene, cfg["render_frames"], cfg["out"], cfg["size"])
     # A second run reuses the nodes instead of stacking copies.
     bpy.ops.osvos.render_matte()
     out["nodes_after_rerun"] = sorted(n.name for n in tree.nodes) if tree else []
+    return out
+
+
+def _event(kind: str, value: str = "NOTHING", x: int = 0, y: int = 0) -> types.SimpleNamespace:
+    """What the modal handler reads of a bpy.types.Event (a headless Blender has no window to send real ones)."""
+    return types.SimpleNamespace(type=kind, value=value, mouse_x=x, mouse_y=y)
+
+
+def _drive(render, until=None, limit_s: float = 600.0) -> set[str]:
+    """Timer events every 50 ms, as the modal timer would send them, until the render ends (or ``until()``)."""
+    outcome = {"RUNNING_MODAL"}
+    end = time.monotonic() + limit_s
+    while outcome == {"RUNNING_MODAL"} and time.monotonic() < end and not (until and until()):
+        time.sleep(0.05)
+        outcome = render.on_event(bpy.context, _event("TIMER"))
+    return outcome
+
+
+def modal_scenario(cfg: dict) -> dict:
+    """The Render Matte button's path (ModalRender, which the operator's invoke/modal delegate to): progress in
+    the window manager (the status bar draws it), Esc only when pressed over the editor, the mattes shown as
+    they land, the frames-to-check report, and a cancel that keeps what was written."""
+    scene = clip_setup(cfg)
+    operators = importlib.import_module(ADDON + ".operators")
+    panels = importlib.import_module(ADDON + ".panels")
+    wm = bpy.context.window_manager
+    reports: list = []
+    area = (100, 100, 400, 300)
+    out = {"undo": "UNDO" in operators.OSVOS_OT_render_matte.bl_options,
+           "status_bar": panels.draw_status in bpy.types.STATUSBAR_HT_header._dyn_ui_initialize()}
+
+    job = operators.prepare_job(bpy.context)
+    render = operators.ModalRender(job, lambda level, msg: reports.append([sorted(level), msg]), area)
+    render.start(bpy.context)
+    out["started"] = {"running": wm.osvos_running, "active": operators._active is render.proc}
+    out["esc"] = [sorted(render.on_event(bpy.context, e)) for e in (
+        _event("ESC", "RELEASE", 150, 150), _event("ESC", "PRESS", 10, 10), _event("MOUSEMOVE", "NOTHING"))]
+    statuses: list[str] = []
+    outcome = {"RUNNING_MODAL"}
+    while outcome == {"RUNNING_MODAL"}:
+        outcome = _drive(render, until=lambda: wm.osvos_status not in statuses)
+        if wm.osvos_status and wm.osvos_status not in statuses:
+            statuses.append(wm.osvos_status)
+    out["full"] = {"outcome": sorted(outcome), "statuses": statuses, "cancelling": render.proc.cancelling,
+                   "running": wm.osvos_running, "active": operators._active is not None,
+                   "review": scene.osvos.review}
+    out["reports"] = list(reports)
+
+    # Mattes shown as they land: a partial sequence is wired, then reloaded with the frames that came since.
+    landing = os.path.join(cfg["out"], "landing")
+    os.makedirs(landing)
+    partial = os.path.join(landing, os.path.basename(job.output_pattern))
+    part_job = dataclasses.replace(job, output_pattern=partial)
+    out["landed_none"] = operators.show_landed(part_job)
+    tree, _ = compat().compositor_tree(scene, create=False)
+    durations = []
+    for frame in (1002, 1003, 1004):
+        shutil.copy(job.output_pattern % frame, partial % frame)
+        operators.show_landed(part_job)
+        node = tree.nodes["OSVOS Matte"]
+        durations.append([node.frame_duration, bpy.path.abspath(node.image.filepath)])
+    out["landing"] = durations
+
+    # Esc over the editor while it fine-tunes: cancelled, the mattes of the first render kept.
+    scene.osvos.overwrite = True
+    scene.osvos.iterations = 200
+    job = operators.prepare_job(bpy.context)
+    reports.clear()
+    render = operators.ModalRender(job, lambda level, msg: reports.append([sorted(level), msg]), area)
+    render.start(bpy.context)
+    _drive(render, until=lambda: render.proc.latest is not None and render.proc.latest.stage == "finetune")
+    esc = sorted(render.on_event(bpy.context, _event("ESC", "PRESS", 150, 150)))
+    out["cancel"] = {"esc": esc, "status": wm.osvos_status, "outcome": sorted(_drive(render)),
+                     "reports": list(reports), "running": wm.osvos_running}
     return out
 
 
@@ -154,7 +237,7 @@ def image_scenario(cfg: dict) -> dict:
     job = operators.prepare_job(bpy.context)
     shutil.rmtree(job.tmpdir, ignore_errors=True)
     out = {"command": job.command, "operator": sorted(bpy.ops.osvos.render_matte())}
-    tree = scene.compositing_node_group
+    tree, _ = compat().compositor_tree(scene, create=False)
     source = tree.nodes["OSVOS Source"]
     out["source_node"] = {"type": source.bl_idname, "frame_start": source.frame_start,
                           "frame_offset": source.frame_offset}
@@ -197,7 +280,8 @@ def error_scenarios(cfg: dict) -> dict:
     return found
 
 
-SCENARIOS = {"clip": clip_scenario, "image": image_scenario, "errors": error_scenarios, "farm": farm_scenario}
+SCENARIOS = {"modal": modal_scenario, "clip": clip_scenario,
+             "image": image_scenario, "errors": error_scenarios, "farm": farm_scenario}
 
 
 def main() -> int:
@@ -205,7 +289,7 @@ def main() -> int:
     collect = Collect()
     logging.getLogger().addHandler(collect)
     logging.getLogger().setLevel(logging.INFO)
-    result: dict = {}
+    result: dict = {"version": list(bpy.app.version)}
     try:
         result["install"] = install(cfg["zip"])
         if "engine" in cfg:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from adapter_paths import BLENDER_DIR, BLENDER_PYTHON, DEMO_PLATE, REPO
+from adapter_paths import BLENDER_DIR, BLENDER_VENVS, DEMO_PLATE, REPO
 
 
 @pytest.fixture(scope="session")
@@ -45,19 +45,23 @@ def small_mask(small_plates) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def blender_python() -> Path:
-    """.venv-blender's Python with bpy importable headless; skips the test (saying why) otherwise."""
-    reason = BLENDER_PYTHON.parent.parent / ".osvos-bpy-unavailable"
+@pytest.fixture(scope="session", params=sorted(BLENDER_VENVS, reverse=True), ids=lambda v: f"blender{v}")
+def blender_python(request) -> Path:
+    """The Python of one supported Blender's venv (every test that takes it runs once per release), with bpy
+    of that release importable headless; skips the test (saying why) otherwise."""
+    venv = BLENDER_VENVS[request.param]
+    python = venv / "bin" / "python"
+    reason = venv / ".osvos-bpy-unavailable"
     if reason.is_file():
-        pytest.skip(f"bpy unavailable: {reason.read_text().strip()}")
-    if not BLENDER_PYTHON.is_file():
-        pytest.skip(f"{BLENDER_PYTHON.parent.parent} is absent: run scripts/blender_setup.sh (make blender-setup)")
-    probe = subprocess.run([str(BLENDER_PYTHON), "-c", "import bpy; print(bpy.app.version_string)"],
+        pytest.skip(f"bpy {request.param} unavailable: {reason.read_text().strip()}")
+    if not python.is_file():
+        pytest.skip(f"{venv} is absent: run scripts/blender_setup.sh (make blender-setup)")
+    probe = subprocess.run([str(python), "-c", "import bpy; print(bpy.app.version_string)"],
                            capture_output=True, text=True, timeout=120)
     if probe.returncode != 0:
-        pytest.skip(f"bpy does not import in {BLENDER_PYTHON}: {probe.stderr.strip()[-300:]}")
-    return BLENDER_PYTHON
+        pytest.skip(f"bpy does not import in {python}: {probe.stderr.strip()[-300:]}")
+    assert probe.stdout.strip().startswith(request.param + "."), f"{venv} holds bpy {probe.stdout.strip()}"
+    return python
 
 
 @pytest.fixture(scope="session")

@@ -172,7 +172,10 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     # Only what the test changed reaches the command line: every other property holds plugin.json's default.
     assert {c for c in cmd if c.startswith("--")} == {
         "--mask", "--output", "--parent", "--frames", "--iterations", "--process-size", "--soft-matte",
-        "--device", "--mask-frame", "--progress"}
+        "--device", "--mask-frame", "--progress", "--input-colorspace"}
+    # The clip's colour space, named in Blender's OCIO config, which the engine is handed as $OCIO.
+    assert cmd[cmd.index("--input-colorspace") + 1] == "sRGB"
+    assert run["env_ocio"].endswith("config.ocio") and Path(run["env_ocio"]).is_file()
 
     # The Mask datablock rasterised at the plate's size: the drawn box, hard-edged, in RGB and alpha.
     channels, raster = _read(run["mask_raster"])
@@ -191,7 +194,9 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     assert any(m.startswith("Inferring 3/3") for m in result["log"])
 
     # The compositor: an Image node of the sequence, mapped so scene frame f shows the plate's matte.
-    assert run["nodes"] == ["Group Output", "OSVOS Matte", "OSVOS Set Alpha", "OSVOS Source"]
+    # The compositor's result node: Blender 5.0's Group Output, the Composite node of 4.2 and 4.5.
+    assert run["output_node"] == ("Group Output" if result["version"][0] >= 5 else "Composite")
+    assert run["nodes"] == sorted([run["output_node"], "OSVOS Matte", "OSVOS Set Alpha", "OSVOS Source"])
     assert run["matte_node"] == {"frame_start": CLIP_START + 1, "frame_offset": 1001, "frame_duration": 3,
                                  "image": str(matte_dir / "bear_matte.1002.exr"), "source": "SEQUENCE"}
     assert run["output_linked_from"] == ["OSVOS Set Alpha"]
@@ -213,6 +218,45 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     # Rendering again keeps the frames (resume) and reuses the nodes; disabling unregisters everything.
     assert run["nodes_after_rerun"] == run["nodes"]
     assert result["unregistered"]
+
+
+@pytest.mark.slow
+def test_render_button_progress_esc_landing_and_cancel(blender_python, addon_zip, engine, tiny_parent, small_plates,
+                                                       tmp_path):
+    """The button's (modal) path, driven event by event as Blender's window manager would."""
+    result = _run_driver(blender_python, tmp_path, {
+        "scenario": "modal", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
+        "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
+        "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
+        "params": {"iterations": 2, "process_size": 64, "frames": "1002-1004", "device": "cpu"},
+    })
+    run = result["modal"]
+    assert run["undo"] and run["status_bar"]  # one undo step; progress drawn in the status bar
+    assert run["started"] == {"running": True, "active": True}
+    # Esc released, Esc pressed outside the editor, a mouse move: all passed on to Blender, render untouched
+    assert run["esc"] == [["PASS_THROUGH"]] * 3
+    full = run["full"]
+    assert full["outcome"] == ["FINISHED"] and not full["cancelling"]
+    assert not full["running"] and not full["active"]
+    assert any(s.startswith("Fine-tuning") and s.endswith("(Esc to cancel)") for s in full["statuses"])
+    assert any(s.startswith("Inferring") for s in full["statuses"])
+    matte_dir = tmp_path / "osvos"
+    assert sorted(p.name for p in matte_dir.glob("*.exr")) == [f"bear_matte.{n}.exr" for n in (1002, 1003, 1004)]
+    level, message = run["reports"][-1]
+    assert "3 mattes in" in message and "wired into the compositor" in message
+    # the frames-to-check sentence of the engine's report, in the panel and in the message
+    review = json.loads((matte_dir / "bear_matte.osvos-review.json").read_text())["summary"]
+    assert full["review"] == review and (review in message if review else level == ["INFO"])
+    # the mattes shown as they land: nothing to show, then one frame, then three, from the folder they land in
+    assert run["landed_none"] is False
+    landing = str(tmp_path / "out" / "landing" / "bear_matte.1002.exr")
+    assert run["landing"] == [[1, landing], [2, landing], [3, landing]]
+    # Esc over the editor while fine-tuning: cancelled after the frames in flight, nothing lost
+    cancel = run["cancel"]
+    assert cancel["esc"] == ["RUNNING_MODAL"] and cancel["status"].startswith("Cancelling")
+    assert cancel["outcome"] == ["CANCELLED"] and not cancel["running"]
+    assert cancel["reports"][-1][0] == ["WARNING"] and "cancelled" in cancel["reports"][-1][1]
+    assert sorted(p.name for p in matte_dir.glob("*.exr")) == [f"bear_matte.{n}.exr" for n in (1002, 1003, 1004)]
 
 
 @pytest.mark.slow
