@@ -75,6 +75,7 @@ def build_command(
     mask: str | None = None,
     mask_frame: int | None = None,
     keyframes: Iterable[tuple[int, str]] = (),
+    objects: Iterable[tuple[str, str]] = (),
     parent: str | None = None,
     save_model: str | None = None,
     load_model: str | None = None,
@@ -83,7 +84,8 @@ def build_command(
     """The osvos-render command line for one render, with ``--progress json`` for the host to read.
 
     ``parameters``: the manifest's Parameter objects; ``values``: name -> value as the host's controls hold
-    them. Values equal to the manifest default are left out (the engine applies the same defaults), so the
+    them. ``objects``: (name, mask file) of several objects painted on the mask frame, instead of ``mask``.
+    Values equal to the manifest default are left out (the engine applies the same defaults), so the
     command line shows what the artist changed. Unknown names are an error: a host and a manifest that
     disagree must not fail silently.
     """
@@ -100,6 +102,8 @@ def build_command(
         cmd += ["--mask", str(mask)]
     for frame, path in keyframes:
         cmd += ["--keyframe", str(int(frame)), str(path)]
+    for name, path in objects:
+        cmd += ["--object", str(name), str(path)]
     cmd += ["--output", str(output)]
     if parent:
         cmd += ["--parent", str(parent)]

@@ -10,6 +10,7 @@ Set Alpha result goes to the compositor output only when that output is free.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import bpy
@@ -56,8 +57,13 @@ def matte_image(seq: MatteSequence) -> bpy.types.Image:
     return image
 
 
-def wire_matte(scene: bpy.types.Scene, plates: SourcePlates, seq: MatteSequence) -> bpy.types.Node:
+def wire_matte(scene: bpy.types.Scene, plates: SourcePlates, seq: MatteSequence,
+               objects: Sequence[str] = ()) -> bpy.types.Node:
     """Image node of the mattes, set as the plate's alpha; returns the Image node.
+
+    With several ``objects`` the matte EXRs hold a layer per object (``<name>.A``), which the Image node
+    offers as an output socket each; every object gets a Set Alpha of its own (``OSVOS <name>``: the plate
+    with that object's matte), while the output gets all of them together (``A``).
 
     The Image node shows file ``f - frame_start + 1 + frame_offset`` at scene frame ``f``; with
     ``frame_start`` the scene frame of the first matte and ``frame_offset = first - 1`` it shows the matte
@@ -91,5 +97,12 @@ def wire_matte(scene: bpy.types.Scene, plates: SourcePlates, seq: MatteSequence)
     output = output_node(tree)
     if output is not None and output.inputs and (new_tree or not output.inputs[0].is_linked):
         tree.links.new(set_alpha.outputs["Image"], output.inputs[0])
+    for k, name in enumerate(objects):
+        if name not in matte.outputs:
+            continue
+        node = _node(tree, f"OSVOS {name}", "CompositorNodeSetAlpha", (300, -200 - 150 * k))
+        set_alpha_mode(node, "APPLY")
+        tree.links.new(source.outputs["Image"], node.inputs["Image"])
+        tree.links.new(matte.outputs[name], node.inputs["Alpha"])
     scene.render.use_compositing = True
     return matte

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +101,35 @@ def _file_size(path: str) -> tuple[int, int]:
         bpy.data.images.remove(probe)
 
 
-def rasterize_mask(mask: bpy.types.Mask, frame: int, width: int, height: int, path: str) -> str:
-    """Render ``mask`` at scene ``frame`` to a float EXR of ``width`` x ``height`` (object white, alpha = mask).
+def mask_objects(mask: bpy.types.Mask) -> list[tuple[str, bpy.types.MaskLayer]]:
+    """The objects a Mask datablock holds: one per layer that renders, named for the engine after the layer
+    (``Layer 2`` -> ``Layer_2``; names made unique). A mask with one such layer is one object."""
+    found, used = [], set()
+    for layer in mask.layers:
+        if layer.hide_render or not len(layer.splines):
+            continue
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", layer.name).strip("_") or "obj"
+        if not name[0].isalpha():
+            name = "obj_" + name
+        base, k = name, 2
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        found.append((name, layer))
+    return found
+
+
+def rasterize_mask(mask: bpy.types.Mask, frame: int, width: int, height: int, path: str,
+                   layer: bpy.types.MaskLayer | None = None) -> str:
+    """Render ``mask`` (only ``layer`` of it, when given) at scene ``frame`` to a float EXR of ``width`` x
+    ``height`` (object white, alpha = mask).
 
     A separate scene and compositor are made and removed again, so the artist's scene, its render settings
-    and its compositor stay untouched.
+    and its compositor stay untouched; layers hidden for one object's raster are shown again after.
     """
+    hidden = [other for other in mask.layers if layer is not None and other != layer and not other.hide_render]
+    for other in hidden:
+        other.hide_render = True
     scene = bpy.data.scenes.new("OSVOS mask raster")
     tree = None
     try:
@@ -128,10 +152,13 @@ def rasterize_mask(mask: bpy.types.Mask, frame: int, width: int, height: int, pa
         scene.frame_start = scene.frame_end = scene.frame_current = frame
         result = bpy.ops.render.render(scene=scene.name, write_still=True)
         if "FINISHED" not in result or not os.path.isfile(path):
-            raise InputError(f"Mask '{mask.name}' could not be rasterised at frame {frame}")
+            what = f"Mask '{mask.name}'" + (f" layer '{layer.name}'" if layer is not None else "")
+            raise InputError(f"{what} could not be rasterised at frame {frame}")
     finally:
         bpy.data.scenes.remove(scene)
         remove_scratch(tree)
+        for other in hidden:
+            other.hide_render = False
     return path
 
 

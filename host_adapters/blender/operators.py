@@ -21,7 +21,16 @@ import bpy
 
 from . import properties
 from .compositor import MatteSequence, wire_matte
-from .inputs import InputError, SourcePlates, clip_plates, image_mask_file, image_plates, make_tempdir, rasterize_mask
+from .inputs import (
+    InputError,
+    SourcePlates,
+    clip_plates,
+    image_mask_file,
+    image_plates,
+    make_tempdir,
+    mask_objects,
+    rasterize_mask,
+)
 from .osvos_contract import farm
 from .osvos_contract.manifest import ManifestError, load_manifest
 from .osvos_contract.patterns import frames_on_disk, matte_pattern
@@ -58,6 +67,7 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     params: dict = field(default_factory=dict)  # plugin.json name -> value, as on the command line
     mask_file: str = ""
+    objects: list[tuple[str, str]] = field(default_factory=list)  # (name, mask file) with several objects
 
 
 def _editor_clip(context: bpy.types.Context) -> bpy.types.MovieClip | None:
@@ -102,12 +112,20 @@ def prepare_job(context: bpy.types.Context) -> Job:
     mask_scene_frame = settings.mask_frame if use_mask_frame else scene.frame_current
     tmpdir = make_tempdir()
     try:
+        objects: list[tuple[str, str]] = []
         if settings.mask_type == "MASK":
             mask = settings.mask or _editor_mask(context)
             if mask is None:
                 raise InputError("Choose the Mask datablock painted on the object")
-            mask_file = rasterize_mask(mask, mask_scene_frame, plates.width, plates.height,
-                                       os.path.join(tmpdir, "mask.exr"))
+            layers = mask_objects(mask)
+            if len(layers) > 1:  # one object per mask layer, each rasterised alone
+                objects = [(name, rasterize_mask(mask, mask_scene_frame, plates.width, plates.height,
+                                                 os.path.join(tmpdir, f"mask.{name}.exr"), layer))
+                           for name, layer in layers]
+                mask_file = objects[0][1]
+            else:
+                mask_file = rasterize_mask(mask, mask_scene_frame, plates.width, plates.height,
+                                           os.path.join(tmpdir, "mask.exr"))
         else:
             if settings.mask_image is None:
                 raise InputError("Choose the painted mask image")
@@ -118,8 +136,9 @@ def prepare_job(context: bpy.types.Context) -> Job:
         if params.get("input_colorspace", "auto") in ("", "auto") and plates.colorspace:
             params["input_colorspace"] = plates.colorspace  # the clip's own, named in Blender's OCIO config
         command = build_command(
-            engine, plates.pattern, output, parameters=manifest.parameters, values=params, mask=mask_file,
-            mask_frame=plates.file_frame(mask_scene_frame), parent=parent, overwrite=settings.overwrite,
+            engine, plates.pattern, output, parameters=manifest.parameters, values=params,
+            mask=None if objects else mask_file, objects=objects, mask_frame=plates.file_frame(mask_scene_frame),
+            parent=parent, overwrite=settings.overwrite,
         )
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -127,7 +146,7 @@ def prepare_job(context: bpy.types.Context) -> Job:
     env = engine_environment()
     env["OCIO"] = ocio_config()
     return Job(command, plates, output, plates.file_frame(mask_scene_frame), tmpdir,
-               settings.wire_compositor, scene.name, env, params, mask_file)
+               settings.wire_compositor, scene.name, env, params, mask_file, objects)
 
 
 def ocio_config() -> str:
@@ -150,7 +169,8 @@ def finish_job(job: Job, result: RenderResult) -> tuple[set[str], str]:
     message = f"OSVOS: {len(frames)} mattes in {os.path.dirname(job.output_pattern)}"
     scene = bpy.data.scenes.get(job.scene_name)
     if job.wire and scene is not None:
-        wire_matte(scene, job.plates, MatteSequence(job.output_pattern, frames[0], frames[-1]))
+        wire_matte(scene, job.plates, MatteSequence(job.output_pattern, frames[0], frames[-1]),
+                   [name for name, _ in job.objects])
         message += ", wired into the compositor"
     check = review_summary(job.output_pattern)
     if scene is not None:
@@ -167,7 +187,8 @@ def show_landed(job: Job) -> bool:
     scene = bpy.data.scenes.get(job.scene_name)
     if not frames or not job.wire or scene is None:
         return False
-    wire_matte(scene, job.plates, MatteSequence(job.output_pattern, frames[0], frames[-1]))
+    wire_matte(scene, job.plates, MatteSequence(job.output_pattern, frames[0], frames[-1]),
+               [name for name, _ in job.objects])
     return True
 
 
@@ -362,6 +383,11 @@ class OSVOS_OT_farm_job(bpy.types.Operator):
             job = prepare_job(context)
         except (InputError, EngineNotFound, ManifestError, ValueError) as e:
             self.report({"ERROR"}, f"OSVOS: {e}")
+            return {"CANCELLED"}
+        if job.objects:
+            shutil.rmtree(job.tmpdir, ignore_errors=True)
+            self.report({"ERROR"}, f"OSVOS: a farm job takes one object, and the mask holds {len(job.objects)} "
+                        "layers: render here, or hide all but one layer from render (its camera icon)")
             return {"CANCELLED"}
         try:
             params = {**job.params, "mask_frame": job.mask_file_frame}

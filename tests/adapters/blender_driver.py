@@ -131,6 +131,46 @@ def clip_scenario(cfg: dict) -> dict:
     return out
 
 
+def objects_scenario(cfg: dict) -> dict:
+    """A Mask datablock with two layers: two objects, each rasterised alone, one matte layer each, and a Set
+    Alpha per object in the compositor."""
+    scene = clip_setup(cfg)
+    mask = scene.osvos.mask
+    mask.layers[0].name = "hero"
+    spline = mask.layers.new(name="side prop").splines.new()
+    spline.points.add(3)
+    x0, y0, x1, y1 = cfg["second_rect"]
+    for point, co in zip(spline.points, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], strict=True):
+        point.co = co
+        point.handle_left_type = point.handle_right_type = "VECTOR"
+    spline.use_cyclic = True
+    hidden = mask.layers.new(name="hidden")  # hidden from render: not an object
+    hidden.splines.new().points.add(3)
+    hidden.hide_render = True
+    operators = importlib.import_module(ADDON + ".operators")
+    job = operators.prepare_job(bpy.context)
+    out = {"command": job.command, "objects": [name for name, _ in job.objects], "rasters": {}}
+    for name, path in job.objects:
+        out["rasters"][name] = os.path.join(cfg["out"], f"raster_{name}.exr")
+        shutil.copy(path, out["rasters"][name])
+    shutil.rmtree(job.tmpdir, ignore_errors=True)
+    out["layers_restored"] = [layer.hide_render for layer in mask.layers]
+    try:
+        out["farm"] = sorted(bpy.ops.osvos.farm_job(submit=False))
+    except RuntimeError as e:
+        out["farm"] = f"RuntimeError: {e}"
+    out["operator"] = sorted(bpy.ops.osvos.render_matte())
+    tree, _ = compat().compositor_tree(scene, create=False)
+    out["nodes"] = sorted(n.name for n in tree.nodes)
+    node = tree.nodes["OSVOS side_prop"]
+    out["side_prop_links"] = sorted(f"{link.from_node.name}:{link.from_socket.name}"
+                                    for link in node.inputs["Alpha"].links)
+    result_node = compat().output_node(tree)
+    tree.links.new(node.outputs["Image"], result_node.inputs[0])  # look at one object's composite
+    out["renders"] = render_frames(scene, cfg["render_frames"], cfg["out"], cfg["size"])
+    return out
+
+
 def _event(kind: str, value: str = "NOTHING", x: int = 0, y: int = 0) -> types.SimpleNamespace:
     """What the modal handler reads of a bpy.types.Event (a headless Blender has no window to send real ones)."""
     return types.SimpleNamespace(type=kind, value=value, mouse_x=x, mouse_y=y)
@@ -280,7 +320,7 @@ def error_scenarios(cfg: dict) -> dict:
     return found
 
 
-SCENARIOS = {"modal": modal_scenario, "clip": clip_scenario,
+SCENARIOS = {"objects": objects_scenario, "modal": modal_scenario, "clip": clip_scenario,
              "image": image_scenario, "errors": error_scenarios, "farm": farm_scenario}
 
 

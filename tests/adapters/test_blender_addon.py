@@ -260,6 +260,43 @@ def test_render_button_progress_esc_landing_and_cancel(blender_python, addon_zip
 
 
 @pytest.mark.slow
+def test_mask_layers_are_objects_with_a_matte_layer_and_composite_each(blender_python, addon_zip, engine,
+                                                                       tiny_parent, small_plates, tmp_path):
+    result = _run_driver(blender_python, tmp_path, {
+        "scenario": "objects", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
+        "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
+        "clip_start": CLIP_START, "mask_rect": [0.1, 0.3, 0.4, 0.6], "second_rect": [0.6, 0.35, 0.9, 0.55],
+        "mask_scene_frame": CLIP_START + 1,
+        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "frames": "1002-1003", "device": "cpu"},
+        "render_frames": [CLIP_START + 2], "size": [96, 54],
+    })
+    run = result["objects"]
+    # One object per layer that renders, named after it for the engine; the hidden layer left out and still hidden
+    assert run["objects"] == ["hero", "side_prop"]
+    cmd = run["command"]
+    assert "--mask" not in cmd
+    assert [cmd[i + 1] for i, c in enumerate(cmd) if c == "--object"] == ["hero", "side_prop"]
+    assert run["layers_restored"] == [False, False, True]
+    # Each layer rasterised alone: its own rectangle, nothing of the other
+    for name, (x0, x1) in {"hero": (0.1, 0.4), "side_prop": (0.6, 0.9)}.items():
+        _, raster = _read(run["rasters"][name])
+        cols = np.where((raster[..., 3] > 0.5).any(axis=0))[0]
+        assert abs(cols[0] - x0 * 96) <= 2 and abs(cols[-1] - x1 * 96) <= 2, name
+    # A farm job takes one object: refused, saying what to do
+    assert run["farm"].startswith("RuntimeError: Error: OSVOS: a farm job takes one object")
+    assert run["operator"] == ["FINISHED"]
+    channels, matte = _read(tmp_path / "osvos" / "bear_matte.1003.exr")
+    assert set(channels) == {"A", "hero.A", "side_prop.A"}
+    # A Set Alpha per object, fed by that object's layer; its composite's alpha is that layer
+    assert {"OSVOS hero", "OSVOS side_prop", "OSVOS Set Alpha", "OSVOS Matte"} <= set(run["nodes"])
+    assert run["side_prop_links"] == ["OSVOS Matte:side_prop"]
+    _, comp = _read(run["renders"][str(CLIP_START + 2)])
+    layer = matte[..., channels.index("side_prop.A")]
+    assert np.abs(layer - matte[..., channels.index("hero.A")]).max() > 0.02, "layers too alike to tell apart"
+    np.testing.assert_allclose(comp[..., 3], layer, atol=2e-3)
+
+
+@pytest.mark.slow
 def test_farm_job_button_writes_a_bundle_that_runs_and_submits(blender_python, addon_zip, engine, tiny_parent,
                                                                small_plates, tmp_path):
     result = _run_driver(blender_python, tmp_path, {
