@@ -1,8 +1,10 @@
 """Nuke start-up for OSVOS (runs in every mode, GUI, terminal and farm).
 
-Add this folder to NUKE_PATH (or ``nuke.pluginAddPath`` it from your own init.py). It only makes the
-modules importable and checks plugin.json; the menu entry is added by menu.py in the GUI, and OSVOS groups
-saved in scripts keep working on a farm because their Render button imports osvos_nuke when pressed.
+Add this folder to NUKE_PATH (or ``nuke.pluginAddPath`` it from your own init.py): Nuke then puts it on
+``sys.path`` and runs this file. It only makes ``osvos_contract`` importable and checks plugin.json; the
+menu entry is added by menu.py in the GUI, and OSVOS groups saved in scripts keep working on a farm because
+their Render button imports osvos_nuke when pressed. It does not ``pluginAddPath`` its own folder: called
+from an init.py, that runs the folder's init.py again (Foundry's documentation of pluginAddPath).
 
 The node imports ``osvos_contract``, the package the engine and the Blender add-on share (plugin.json's
 reader, the progress protocol, frame patterns, running osvos-render; standard library only). When it is
@@ -21,7 +23,6 @@ import nuke
 CONTRACT = "osvos_contract"
 
 _here = os.path.dirname(os.path.abspath(__file__))
-nuke.pluginAddPath(_here)
 
 
 def _contract_folder():

@@ -9,7 +9,8 @@ adapter's own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,13 @@ FIXED_VALUES = {"output_format": "exr"}
 LOG_RANGE_RATIO = 1000.0
 RENDER_SCRIPT = "import osvos_nuke; osvos_nuke.render(nuke.thisNode())"
 FARM_SCRIPT = "import osvos_nuke; osvos_nuke.farm_job(nuke.thisNode())"
-EXPORT_HINT = ("To run the fine-tuned network inside Nuke's Inference node instead: osvos-render "
-               "--save-model shot.safetensors, then osvos-export shot.safetensors shot.pt and load shot.pt "
-               "in a CatFileCreator.")
+NEXT_CHECK_SCRIPT = "import osvos_nuke; osvos_nuke.next_frame_to_check(nuke.thisNode())"
+EXPORT_HINT = ("To run the fine-tuned network inside Nuke's Inference node instead (no engine at comp time): "
+               "save the model (Engine > save model), then osvos-export --cattery shot.safetensors <Cattery folder> "
+               "and turn its .pt into a .cat with a CatFileCreator, which needs NukeX (see the README).")
+# An object's name becomes an EXR layer of the mattes: the engine's rule for layer names.
+OBJECT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+CHANNEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,14 @@ def node_knobs(manifest: Manifest) -> list[KnobSpec]:
         KnobSpec("File_Knob", "output_file", "matte file",
                  "", "Where the mattes go (e.g. /shots/x/matte.####.exr); empty: an osvos folder next to the "
                  "Nuke script."),
+        KnobSpec("String_Knob", "objects", "objects", "",
+                 "Several objects at once: name:channel pairs, e.g. 'car:rgba.red person:rgba.green', each object "
+                 "painted into its own channel of the Mask input (Roto shapes can write to any channel). The "
+                 "mattes then hold one layer per object (car.alpha, ...) beside the alpha of them all. Empty: one "
+                 "object, the Mask's alpha.", flags=("STARTLINE",)),
+        KnobSpec("Boolean_Knob", "premultiply", "premultiply", True,
+                 "Premultiply the Source's colour by the matte (the usual output of a keyer); off: the Source's "
+                 "colour untouched, the matte in its alpha.", flags=("STARTLINE",)),
         KnobSpec("Boolean_Knob", "overwrite", "render all frames again", False,
                  "Render every frame again. Otherwise a frame already written is kept only when it is whole "
                  "and was made with the same model and settings (resume); the others are rendered again anyway.",
@@ -94,6 +107,12 @@ def node_knobs(manifest: Manifest) -> list[KnobSpec]:
                  "the deadline command is set up. The Source must be a Read of files the farm can see.",
                  script=FARM_SCRIPT),
         KnobSpec("Text_Knob", "status", "status", "not rendered yet"),
+        KnobSpec("Text_Knob", "frames_to_check", "frames to check", "",
+                 "What the render's review flagged (empty mattes, jumps, stray blobs, unsure frames)."),
+        KnobSpec("PyScript_Knob", "next_check", "Next Frame to Check", tooltip="Go to the next frame the review "
+                 "flagged; paint a correction there on the Mask and render again (the kept model continues).",
+                 flags=("STARTLINE",), script=NEXT_CHECK_SCRIPT),
+        KnobSpec("String_Knob", "check_frames", "flagged frames", "", flags=("INVISIBLE",)),
     ]
     for group, params in manifest.groups():
         shown = [p for p in params if p.name not in FIXED_VALUES]
@@ -141,3 +160,51 @@ def parameter_values(knob_values: Mapping[str, Any], manifest: Manifest,
             value = str(value)
         values[p.name] = value
     return values
+
+
+def parse_objects(text: str) -> list[tuple[str, str]]:
+    """``'car:rgba.red person:rgba.green'`` -> [("car", "rgba.red"), ("person", "rgba.green")]; ValueError
+    saying which entry is wrong (a name the mattes' EXR layers cannot take, a missing channel, a repeat)."""
+    objects: list[tuple[str, str]] = []
+    for entry in text.replace(",", " ").split():
+        name, sep, channel = entry.partition(":")
+        if not sep or not OBJECT_NAME.fullmatch(name) or not CHANNEL_NAME.fullmatch(channel):
+            raise ValueError(f"objects: {entry!r} is not name:layer.channel (e.g. car:rgba.red)")
+        if name in (n for n, _ in objects):
+            raise ValueError(f"objects: {name!r} is given twice")
+        objects.append((name, channel))
+    return objects
+
+
+def frame_list(text: str) -> list[int]:
+    """The frames of a range text as the node's Frame Range takes it: ``1001-1010x2 1020,1030-1031``."""
+    frames: set[int] = set()
+    for part in text.replace(",", " ").split():
+        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?", part)
+        if m is None:
+            raise ValueError(f"frame range: {part!r} is not a frame, first-last or first-lastxstep")
+        first = int(m.group(1))
+        last = int(m.group(2)) if m.group(2) is not None else first
+        step = int(m.group(3) or 1)
+        if last < first or step < 1:
+            raise ValueError(f"frame range: {part!r} runs backwards or has a zero step")
+        frames.update(range(first, last + 1, step))
+    return sorted(frames)
+
+
+def frame_runs(frames: Iterable[int]) -> list[tuple[int, int, int]]:
+    """Sorted frames as (first, last, step) runs, one render call each: [1, 2, 3, 7, 9] -> (1, 3, 1), (7, 9, 2)."""
+    frames = sorted(set(frames))
+    runs: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(frames):
+        if i + 1 == len(frames):
+            runs.append((frames[i], frames[i], 1))
+            break
+        step = frames[i + 1] - frames[i]
+        j = i + 1
+        while j + 1 < len(frames) and frames[j + 1] - frames[j] == step:
+            j += 1
+        runs.append((frames[i], frames[j], step))
+        i = j + 1
+    return runs

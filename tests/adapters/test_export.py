@@ -3,6 +3,7 @@ engine's soft matte (Segmenter) on real frames, odd sizes included, with one inp
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -14,7 +15,9 @@ from osvos_plugin.export import (
     NUKE_CHANNELS_IN,
     NUKE_CHANNELS_OUT,
     ExportError,
+    check_torch_for_nuke,
     export_torchscript,
+    nuke_torch,
     read_export_metadata,
 )
 from osvos_plugin.inference import InferenceConfig, Segmenter
@@ -138,7 +141,14 @@ def test_export_refuses_a_several_object_model(tmp_path):
 # ----------------------------------------------------------------------------------------------- the CLI
 
 
-def test_cli_exports_with_manifest_default_size(finetuned, tmp_path, demo_pair, capsys):
+@pytest.fixture
+def nuke_torch_version(monkeypatch):
+    """The CLI's own tests run as under the torch of the default Nuke (15.1: torch 2.1), whatever is installed;
+    the version check itself is tested below."""
+    monkeypatch.setattr(torch, "__version__", "2.1.2+cpu")
+
+
+def test_cli_exports_with_manifest_default_size(finetuned, tmp_path, demo_pair, capsys, nuke_torch_version):
     out = tmp_path / "nuke" / "shot.pt"
     assert export_main([str(finetuned), str(out)]) == 0
     assert "Channels In rgba.red,rgba.green,rgba.blue" in capsys.readouterr().out
@@ -153,7 +163,7 @@ def test_cli_exports_with_manifest_default_size(finetuned, tmp_path, demo_pair, 
                                _engine_matte(model, rgb, 480), atol=2e-5)
 
 
-def test_cli_errors_and_exit_codes(finetuned, tiny_parent, tmp_path, capsys):
+def test_cli_errors_and_exit_codes(finetuned, tiny_parent, tmp_path, capsys, nuke_torch_version):
     out = tmp_path / "shot.pt"
     assert export_main([str(tmp_path / "missing.safetensors"), str(out)]) == 4
     assert "model file not found" in capsys.readouterr().err
@@ -190,3 +200,59 @@ def test_half_precision_as_nukes_optimise_option(exported, demo_pair):
     assert half.dtype == torch.float16 and half.shape == full.shape
     err = (half.float() - full).abs()
     assert err.mean() < 0.01 and err.max() < 0.15
+
+
+# ------------------------------------------------------------------------------------ Nuke's torch versions
+
+
+def test_nuke_torch_table():
+    assert nuke_torch("13.2") == (1, 6) and nuke_torch("14.0") == (1, 12) and nuke_torch("15.0") == (1, 12)
+    assert nuke_torch("15.1") == (2, 1) and nuke_torch("16.0") == (2, 1)
+    with pytest.raises(ValueError, match="no Inference node"):
+        nuke_torch("12.2")
+    assert check_torch_for_nuke("15.1", "2.1.2+cu121") == "" and check_torch_for_nuke("16.0", "2.0.1") == ""
+    assert "Nuke 15.1 (torch 2.1) cannot load" in check_torch_for_nuke("15.1", "2.4.0")
+    assert "cannot export for Nuke 14.0" in check_torch_for_nuke("14.0", "2.1.0")
+
+
+def test_cli_refuses_a_torch_newer_than_the_nukes(finetuned, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "shot.pt"
+    monkeypatch.setattr(torch, "__version__", "2.6.0")
+    assert export_main([str(finetuned), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "torch 2.6.0 writes TorchScript that Nuke 15.1 (torch 2.1) cannot load" in err
+    assert "--ignore-torch-version" in err and not out.exists()
+    assert export_main([str(finetuned), str(out), "--nuke", "14"]) == 2
+    assert "cannot export for Nuke 14" in capsys.readouterr().err
+    assert export_main([str(finetuned), str(out), "--nuke", "12"]) == 2
+    assert "no Inference node" in capsys.readouterr().err and not out.exists()
+    assert export_main([str(finetuned), str(out), "--ignore-torch-version"]) == 0  # written, with a warning
+    assert "warning: torch 2.6.0" in capsys.readouterr().err and out.is_file()
+
+
+def test_cattery_package(finetuned, tmp_path, demo_pair, capsys, nuke_torch_version):
+    folder = tmp_path / "Cattery" / "OSVOS_shot010"
+    assert export_main([str(finetuned), str(folder), "--cattery", "--process-size", "96"]) == 0
+    assert "HOW_TO_MAKE_THE_CAT.txt" in capsys.readouterr().out
+    cat = json.loads((folder / "cat.json").read_text())
+    assert cat["minimum_nuke_version_required"] == 15.1 and cat["version"] == 1
+    assert cat["cats"] == [{"filepath": "OSVOS_shot010.gizmo", "name": "OSVOS_shot010"}]
+    gizmo = (folder / "OSVOS_shot010.gizmo").read_text()
+    assert gizmo.count("{") == gizmo.count("}")
+    colour, inference = gizmo.index("Colorspace {"), gizmo.index("Inference {")
+    assert colour < inference and "colorspace_out sRGB" in gizmo[colour:inference]
+    assert f'modelFile "{folder.as_posix()}/OSVOS_shot010.cat"' in gizmo
+    assert gizmo.index("push $PLATE") > inference and "from0 rgba.alpha" in gizmo
+    described = json.loads((folder / "osvos.json").read_text())
+    assert described["input"]["conversion_node"] == {"class": "Colorspace", "colorspace_in": "linear",
+                                                     "colorspace_out": "sRGB"}
+    assert described["input"]["channels"] == NUKE_CHANNELS_IN and described["output"]["channels"] == "rgba.alpha"
+    how_to = (folder / "HOW_TO_MAKE_THE_CAT.txt").read_text()
+    assert "NukeX" in how_to and f"{folder.as_posix()}/OSVOS_shot010.pt" in how_to
+    meta = read_export_metadata(folder / "OSVOS_shot010.pt")
+    assert meta["nuke_version"] == "15.1" and meta["process_size"] == 96
+    rgb = demo_pair(1003)[0][:64, :80]
+    model, _ = load_checkpoint(finetuned)
+    np.testing.assert_allclose(_nuke_matte(_jit_load(folder / "OSVOS_shot010.pt"), rgb)[0, 0].numpy(),
+                               _engine_matte(model, rgb, 96), atol=2e-5)
+    assert export_main([str(finetuned), str(folder), "--cattery"]) == 5  # exists: --overwrite replaces it

@@ -145,10 +145,10 @@ def _run_init_py(monkeypatch, init_py) -> tuple[list[str], list[str]]:
     return added, printed
 
 
-def test_init_py_adds_its_folder_and_finds_plugin_json(monkeypatch):
+def test_init_py_finds_plugin_json_and_adds_nothing_to_the_plugin_path(monkeypatch):
     path_before = list(sys.path)
     added, printed = _run_init_py(monkeypatch, NUKE_DIR / "init.py")
-    assert [Path(p).resolve() for p in added] == [NUKE_DIR]  # osvos_contract never goes on the plugin path
+    assert added == []  # its own folder is on the path already (it would run twice), osvos_contract never
     assert printed == []  # osvos_contract importable already (here: the repository root) and plugin.json found
     assert sys.path == path_before
 
@@ -183,7 +183,7 @@ def _run_init_py_bare(init_py: Path, tmp_path: Path) -> dict:
 
 def test_init_py_in_a_checkout_puts_the_repository_root_on_sys_path(tmp_path):
     found = _run_init_py_bare(NUKE_DIR / "init.py", tmp_path)
-    assert [Path(p).resolve() for p in found["added"]] == [NUKE_DIR]
+    assert found["added"] == []
     assert [Path(p).resolve() for p in found["sys_path_added"]] == [REPO]
     assert Path(found["contract"]).resolve() == CONTRACT_DIR / "__init__.py"
     assert found["printed"] == []
@@ -196,7 +196,7 @@ def test_init_py_installed_beside_a_copy_of_the_contract(tmp_path):
     shutil.copytree(CONTRACT_DIR, install / "osvos_contract", ignore=shutil.ignore_patterns("__pycache__"))
     assert (install / "osvos_contract" / "plugin.json").read_bytes() == (REPO / "plugin.json").read_bytes()
     found = _run_init_py_bare(install / "nuke" / "init.py", tmp_path)
-    assert found["added"] == [str(install / "nuke")]
+    assert found["added"] == []
     assert found["sys_path_added"] == [str(install)]
     assert found["contract"] == str(install / "osvos_contract" / "__init__.py")
     assert found["printed"] == []
@@ -207,7 +207,7 @@ def test_init_py_copied_without_the_contract_reports_instead_of_failing(tmp_path
     lonely.mkdir(parents=True)
     (lonely / "init.py").write_text((NUKE_DIR / "init.py").read_text())
     found = _run_init_py_bare(lonely / "init.py", tmp_path)
-    assert found["added"] == [str(lonely)]  # only its own folder
+    assert found["added"] == []
     assert found["sys_path_added"] == [] and found["contract"] is None
     assert len(found["printed"]) == 1 and found["printed"][0].startswith("OSVOS: ")
     assert "osvos_contract" in found["printed"][0] and "copy" in found["printed"][0]
@@ -220,3 +220,17 @@ def test_init_py_reports_a_missing_plugin_json(tmp_path):
     found = _run_init_py_bare(install / "nuke" / "init.py", tmp_path)
     assert found["sys_path_added"] == [str(install)]
     assert len(found["printed"]) == 1 and found["printed"][0].startswith("OSVOS: plugin.json not found")
+
+
+def test_objects_frame_lists_and_render_runs():
+    assert osvos_knobs.parse_objects("car:rgba.red, person:rgba.green") == [("car", "rgba.red"),
+                                                                            ("person", "rgba.green")]
+    assert osvos_knobs.parse_objects("  ") == []
+    for bad in ("car", "car:red", "1car:rgba.red", "car:rgba.red car:rgba.blue"):
+        with pytest.raises(ValueError, match="objects"):
+            osvos_knobs.parse_objects(bad)
+    assert osvos_knobs.frame_list("1001-1005x2, 1010 1002") == [1001, 1002, 1003, 1005, 1010]
+    with pytest.raises(ValueError, match="frame range"):
+        osvos_knobs.frame_list("1005-1001")
+    assert osvos_knobs.frame_runs([1, 2, 3, 7, 9, 11, 20]) == [(1, 3, 1), (7, 11, 2), (20, 20, 1)]
+    assert osvos_knobs.frame_runs([5]) == [(5, 5, 1)] and osvos_knobs.frame_runs([]) == []
