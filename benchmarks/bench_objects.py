@@ -1,12 +1,13 @@
-"""Several objects: one shared fine-tune (the default) against one network per object (the paper's
-multi-object OSVOS), on shots composited from two DAVIS sequences, scored per object the DAVIS-2017 way.
+"""Several objects: one network per object (the default, the paper's multi-object OSVOS) against one shared
+network with a score per object, on shots composited from two DAVIS sequences, scored per object the
+DAVIS-2017 way.
 
 A shot pastes sequence B's object (its ground-truth mask, frame by frame) over sequence A's frames, so
 both objects have exact masks and A's object is partly hidden where B's passes in front of it. Both
-methods fine-tune on frame 0 with the same budget and segment every ``--stride``-th frame:
-- shared: one network, one score per object, objects competing per pixel (``osvos_plugin``'s default);
-- per object: one single-object fine-tune per object, then each pixel to the object with the highest
-  probability above the threshold (the paper's combination).
+methods fine-tune on frame 0 with the same budget per network, through the engine's own ``finetune`` and
+``Segmenter`` (the ``object_networks`` parameter), and segment every ``--stride``-th frame:
+- per_object: a network per object, each pixel to the most probable object above the threshold;
+- shared: one network, one score per object, objects and background competing per pixel.
 
     .venv/bin/python benchmarks/bench_objects.py --pairs bear+dog-agility,kite-walk+soccerball \
         --iterations 100 --process-size 240
@@ -52,27 +53,17 @@ def composite(root: Path, a: str, b: str) -> tuple[list[np.ndarray], list[np.nda
 def run_pair(parent, frames, labels, settings: RenderSettings, stride: int) -> dict:
     masks0 = np.stack([(labels[0] == k).astype(np.float32) for k in (1, 2)])
     idx = list(range(0, len(frames), stride))
-    cfg = settings.finetune()
     out = {}
-    # shared: one network for both objects
-    t = time.perf_counter()
-    model = finetune(parent, [(frames[0], masks0)], cfg)
-    out["shared_finetune_s"] = time.perf_counter() - t
-    seg = Segmenter(model, settings.inference())
-    pred = [np.where(m.max(0) > 0.5, m.argmax(0) + 1, 0).astype(np.uint8)
-            for m in (seg.matte(seg.probabilities([frames[i]])[0]) for i in idx)]
-    out["shared"] = evaluate_objects([labels[i] for i in idx], pred)
-    # per object: a network each, then the highest probability above the threshold
-    t = time.perf_counter()
-    models = [finetune(parent, [(frames[0], masks0[k])], cfg) for k in range(2)]
-    out["per_object_finetune_s"] = time.perf_counter() - t
-    segs = [Segmenter(m, settings.inference()) for m in models]
-    pred = []
-    for i in idx:
-        probs = np.stack([s.probabilities([frames[i]])[0] for s in segs])
-        best = probs.argmax(0)
-        pred.append(np.where(probs.max(0) > settings.threshold, best + 1, 0).astype(np.uint8))
-    out["per_object"] = evaluate_objects([labels[i] for i in idx], pred)
+    for method in ("per_object", "shared"):
+        t = time.perf_counter()
+        model = finetune(parent, [(frames[0], masks0)], replace(settings.finetune(), object_networks=method))
+        out[f"{method}_finetune_s"] = time.perf_counter() - t
+        seg = Segmenter(model, settings.inference())
+        pred = []
+        for i in idx:
+            matte = seg.matte(seg.probabilities([frames[i]])[0])  # (2, H, W), a pixel to one object at most
+            pred.append(np.where(matte.max(0) > 0.5, matte.argmax(0) + 1, 0).astype(np.uint8))
+        out[method] = evaluate_objects([labels[i] for i in idx], pred)
     return out
 
 
@@ -96,7 +87,7 @@ def main() -> None:
         a, b = pair.split("+")
         frames, labels = composite(root, a, b)
         res = run_pair(parent, frames, labels, replace(settings), args.stride)
-        for method in ("shared", "per_object"):
+        for method in ("per_object", "shared"):
             r = res[method]
             rows.append({"pair": pair, "method": method, "J": r.J.mean, "F": r.F.mean,
                          "finetune_s": res[f"{method}_finetune_s"]})

@@ -16,7 +16,7 @@ from osvos_contract.manifest import default
 from .augment import AugmentConfig, KeyframeSampler
 from .device import prepare_model, resolve_device, resolve_precision, shape_varying
 from .jobs import CancelFlag, ProgressFn
-from .network import OSVOSNet
+from .network import ObjectNets, OSVOSNet
 from .training import OptimConfig, run_training
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class FinetuneConfig:
     process_size: int = default("process_size")  # long side of the scale-1.0 training image
     device: str = default("device")
     precision: str = default("precision")
+    object_networks: str = default("object_networks")  # several objects: "per_object" networks or "shared"
     freeze_stages: int = 1
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
@@ -68,8 +69,23 @@ def validate_keyframe(rgb: np.ndarray, mask: np.ndarray, name: str = "keyframe")
         raise ValueError(f"{name}: the mask is all foreground; paint only the object")
 
 
+def _start_model(parent: OSVOSNet | ObjectNets, n: int, object_networks: str) -> OSVOSNet | ObjectNets:
+    """What fine-tuning starts from: a copy of ``parent`` when it already has ``n`` objects (a kept model
+    continued), else a parent's generic foreground for each object, in one network per object or in the
+    scores of one shared network."""
+    if object_networks not in ("per_object", "shared"):
+        raise ValueError(f"object_networks must be per_object or shared, got {object_networks!r}")
+    if n == parent.num_objects:
+        return copy.deepcopy(parent)
+    if isinstance(parent, ObjectNets):
+        raise ValueError(f"a model of {parent.num_objects} object networks cannot learn {n} objects")
+    if n > 1 and object_networks == "per_object":
+        return ObjectNets.from_parent(parent, n)
+    return parent.with_objects(n)
+
+
 def finetune(
-    parent: OSVOSNet,
+    parent: OSVOSNet | ObjectNets,
     keyframes: list[tuple[np.ndarray, np.ndarray]],
     config: FinetuneConfig | None = None,
     progress: ProgressFn | None = None,
@@ -96,7 +112,7 @@ def finetune(
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
-    model = prepare_model(parent.with_objects(n) if n != parent.num_objects else copy.deepcopy(parent), device)
+    model = prepare_model(_start_model(parent, n, cfg.object_networks), device)
     if cfg.iterations <= 0:
         return model.eval()
     sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)

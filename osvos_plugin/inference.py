@@ -91,6 +91,10 @@ class Segmenter:
             # stays float32, e.g. for more fine-tuning.
             model = copy.deepcopy(model).to(self.dtype)
         self.model = prepare_model(model, self.device).eval()
+        self._object_probabilities = getattr(model, "probabilities", object_probabilities)
+        # Several objects: a shared network's objects compete in one softmax, so their probabilities add up
+        # to the object-or-not belief; one network per object gives each object's own, decided on the maximum.
+        self._exclusive = getattr(model, "exclusive_objects", True)
         self._contours: ContourDetector | None = None  # made on first use (boundary_snap)
 
     @torch.inference_mode()
@@ -121,7 +125,7 @@ class Segmenter:
         if self.cfg.flip_average:
             # The frame and its mirror image in one batch; the mirrored answer is flipped back, and the
             # probabilities (not the logits, so one confident view cannot outvote the other) averaged.
-            both = object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
+            both = self._object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
             n = x.shape[0]
             prob = 0.5 * (both[:n] + both[n:].flip(-1))
             if prob.shape[-2:] != (out_h, out_w):
@@ -130,7 +134,7 @@ class Segmenter:
         logits = self.model(x).float()
         if logits.shape[-2:] != (out_h, out_w):
             logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
-        return self._per_frame(object_probabilities(logits))
+        return self._per_frame(self._object_probabilities(logits))
 
     @staticmethod
     def _per_frame(prob: torch.Tensor) -> list[np.ndarray]:
@@ -141,11 +145,11 @@ class Segmenter:
     def _refined(self, frames: list[np.ndarray], x: torch.Tensor, out_size: tuple[int, int]) -> list[np.ndarray]:
         """The probability at the processing size, upsampled to ``out_size`` with each frame as the guide."""
         if self.cfg.flip_average:  # as in ``probabilities``: the mean of the frame's and its mirror's
-            both = object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
+            both = self._object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
             n = x.shape[0]
             prob = 0.5 * (both[:n] + both[n:].flip(-1))
         else:
-            prob = object_probabilities(self.model(x).float())
+            prob = self._object_probabilities(self.model(x).float())
         out = []
         for small, rgb in zip(prob.cpu().numpy(), frames, strict=True):
             if rgb.shape[:2] != out_size:
@@ -192,8 +196,10 @@ class Segmenter:
         if prob.ndim == 3:
             # Several objects: whether a pixel is an object at all is decided on the objects' summed
             # probability (1 - the background's), exactly as for one object; which object, by the most
-            # likely. Two objects that share a pixel's belief do not leave it out.
-            union = self.matte(np.clip(prob.sum(axis=0), 0.0, 1.0))
+            # likely. Two objects that share a pixel's belief do not leave it out. With a network per
+            # object (not exclusive) on the most probable object's own probability, as in the paper.
+            belief = np.clip(prob.sum(axis=0), 0.0, 1.0) if self._exclusive else prob.max(axis=0)
+            union = self.matte(belief)
             winner = prob.argmax(axis=0)
             return union[None] * (np.arange(len(prob))[:, None, None] == winner[None])
         c = self.cfg

@@ -64,9 +64,18 @@ def deep_supervision_loss(
     target: torch.Tensor,
     side_weight: float,
     weight: torch.Tensor | None = None,
+    exclusive: bool = True,
 ) -> torch.Tensor:
-    """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above)."""
-    loss = class_balanced_ce(fused, target, weight)
+    """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above).
+
+    ``exclusive`` False (one network per object): each object's own two-class loss, summed over the
+    objects, so each network learns exactly as a single-object fine-tune would."""
+    if exclusive:
+        loss_fn = class_balanced_ce
+    else:
+        def loss_fn(logits: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+            return class_balanced_bce(logits, tgt, w) * logits.shape[1]
+    loss = loss_fn(fused, target, weight)
     if side_weight > 0:
-        loss = loss + side_weight * sum(class_balanced_ce(s, target, weight) for s in sides)
+        loss = loss + side_weight * sum(loss_fn(s, target, weight) for s in sides)
     return loss

@@ -89,6 +89,9 @@ def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class OSVOSNet(nn.Module):
     """OSVOS: VGG16 trunk, four 16-channel side outputs fused by a 1x1 conv, deep supervision heads.
 
+    With several object scores (a shared trunk, ``with_objects``) the objects and a background compete
+    for each pixel (``exclusive_objects``); ``ObjectNets`` is the paper's one-network-per-object instead.
+
     The fusion (1x1 conv over the concatenated upsampled 16-channel maps) is computed as the sum of each
     side's 1-channel projection upsampled on its own. Bilinear interpolation is linear and its weights sum
     to one, so this is exactly the paper's fusion, while upsampling 4 channels instead of 64.
@@ -109,9 +112,15 @@ class OSVOSNet(nn.Module):
         self.fuse = nn.Conv2d(SIDE_CHANNELS * len(side_in), num_objects, 1)
         self.reset_heads()
 
+    exclusive_objects = True
+
     @property
     def num_objects(self) -> int:
         return self.fuse.out_channels
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The objects' probabilities from this network's logits (``object_probabilities``)."""
+        return object_probabilities(logits)
 
     def with_objects(self, n: int) -> OSVOSNet:
         """A copy with ``n`` object scores, each starting as this network's first (a parent's generic
@@ -167,6 +176,59 @@ class OSVOSNet(nn.Module):
         preps = self._side_features(rgb)
         sides = [_upsample(score(p), size) for score, p in zip(self.side_score, preps, strict=True)]
         return self._fused(preps, size), sides
+
+
+class ObjectNets(nn.Module):
+    """Several objects the paper's way: one whole OSVOS network per object, each fine-tuned on its own mask
+    (per-object sigmoid losses, so each learns as a single-object fine-tune does), and every pixel given to
+    the most probable object where that one is above the threshold (``exclusive_objects`` False tells
+    the Segmenter to decide on the maximum, not the sum). Logits are stacked as ``OSVOSNet``'s with several
+    scores, so inference, training and checkpoints treat both alike; it costs one network per object.
+    """
+
+    exclusive_objects = False
+
+    def __init__(self, input_convention: str = "caffe_bgr", num_objects: int = 2) -> None:
+        super().__init__()
+        if num_objects < 1:
+            raise ValueError(f"num_objects must be at least 1, got {num_objects}")
+        self.nets = nn.ModuleList(OSVOSNet(input_convention) for _ in range(num_objects))
+
+    @classmethod
+    def from_parent(cls, parent: OSVOSNet, n: int) -> ObjectNets:
+        """``n`` copies of a one-score ``parent``: each object's fine-tuning starts where a single one's does."""
+        if parent.num_objects != 1:
+            raise ValueError(f"per-object networks start from a one-object parent, got {parent.num_objects}")
+        out = cls(parent.input_convention, n)
+        for net in out.nets:
+            net.load_state_dict(parent.state_dict())
+        return out.to(next(parent.parameters()).device)
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.nets)
+
+    @property
+    def input_convention(self) -> str:
+        return self.nets[0].input_convention
+
+    @property
+    def norm(self) -> InputNorm:
+        return self.nets[0].norm
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Each object's own probability (its network's sigmoid); objects are told apart by the Segmenter."""
+        return torch.sigmoid(logits)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Logits (N, objects, H, W): each object's network's fused score."""
+        return torch.cat([net(rgb) for net in self.nets], dim=1)
+
+    def forward_with_sides(self, rgb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        outs = [net.forward_with_sides(rgb) for net in self.nets]
+        fused = torch.cat([f for f, _ in outs], dim=1)
+        sides = [torch.cat(parts, dim=1) for parts in zip(*(s for _, s in outs), strict=True)]
+        return fused, sides
 
 
 class HEDContourNet(nn.Module):

@@ -44,7 +44,7 @@ from .preview import preview_name, write_movie, write_preview_frame
 from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
-from .weights import hed_weights_path, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .weights import FINE_TUNED, hed_weights_path, load_checkpoint, read_checkpoint_info, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
                cancel: CancelFlag) -> OSVOSNet:
     """The loaded fine-tuned model, or the parent fine-tuned on the keyframes (and self-trained)."""
     if not plan.fine_tune:
-        model, info = load_checkpoint(job.load_model, expect="osvos-vgg16")
+        model, info = load_checkpoint(job.load_model, expect=FINE_TUNED)
         log.info("using fine-tuned model %s (%s)", job.load_model, info.provenance.get("kind", "?"))
         if model.num_objects != max(1, len(plan.objects)):
             raise ModelError(f"{job.load_model}: the model has {model.num_objects} object scores but records "
@@ -206,7 +206,7 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
         return model
     s = plan.settings
     if plan.kept is not None and plan.kept.steps == 0:
-        model, _ = load_checkpoint(plan.kept.path, expect="osvos-vgg16")
+        model, _ = load_checkpoint(plan.kept.path, expect=FINE_TUNED)
         log.info("%s: %s", plan.kept.path, plan.kept.note)
         return model
     if plan.objects:
@@ -217,7 +217,7 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
         keyframes = load_keyframes(job.source, plan.keyframes, dict(plan.frames), s.input_colorspace,
                                    job.resize_mask)
     if plan.kept is not None:  # a correction: the kept model learns the new keyframes with the old ones
-        kept, _ = load_checkpoint(plan.kept.path, expect="osvos-vgg16")
+        kept, _ = load_checkpoint(plan.kept.path, expect=FINE_TUNED)
         log.info("%s: %s", plan.kept.path, plan.kept.note)
         model = finetune(kept, keyframes, replace(s.finetune(), iterations=plan.kept.steps), progress=progress,
                          cancel=cancel)

@@ -29,6 +29,7 @@ class RenderSettings:
     iterations: int
     learning_rate: float
     optimizer: str
+    object_networks: str
     keep_model: bool
     continue_iterations: int
     self_train_iterations: int
@@ -71,6 +72,7 @@ class RenderSettings:
         return FinetuneConfig(
             iterations=self.iterations, learning_rate=self.learning_rate, optimizer=self.optimizer, seed=self.seed,
             process_size=self.process_size, device=self.device, precision=self.precision,
+            object_networks=self.object_networks,
         )
 
     def self_train(self) -> SelfTrainConfig:

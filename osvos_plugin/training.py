@@ -40,8 +40,9 @@ class OptimConfig:
 
 
 def trainable_parameters(model: OSVOSNet, freeze_stages: int) -> list[torch.nn.Parameter]:
-    for i, stage in enumerate(model.stages):
-        stage.requires_grad_(i >= freeze_stages)
+    for net in getattr(model, "nets", [model]):  # ObjectNets: each object's network
+        for i, stage in enumerate(net.stages):
+            stage.requires_grad_(i >= freeze_stages)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -97,7 +98,8 @@ def run_training(
         side_w = cfg.side_weight * (1.0 - step / steps if cfg.schedule == "cosine" else 1.0)
         with autocast(device, dtype):
             fused, sides = model.forward_with_sides(image)
-        loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None)
+        loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
+                                     exclusive=getattr(model, "exclusive_objects", True))
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."

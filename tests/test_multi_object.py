@@ -1,5 +1,6 @@
-"""Several objects in one network: shared trunk, one score per object, objects and background competing
-for each pixel. One object stays exactly the single-object OSVOS."""
+"""Several objects: one network per object (the default, the paper's), or one shared network with a score
+per object, objects and background competing for each pixel. One object stays exactly the single-object
+OSVOS."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import torch
 
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import InferenceConfig, Segmenter
-from osvos_plugin.losses import class_balanced_bce, class_balanced_ce
+from osvos_plugin.losses import class_balanced_bce, class_balanced_ce, deep_supervision_loss
 from osvos_plugin.models import load_parent
-from osvos_plugin.network import OSVOSNet, object_probabilities
-from osvos_plugin.weights import load_checkpoint, save_checkpoint
+from osvos_plugin.network import ObjectNets, OSVOSNet, object_probabilities
+from osvos_plugin.weights import WeightsError, load_checkpoint, read_checkpoint_info, save_checkpoint
 
 
 def two_object_shot(n: int = 6, h: int = 90, w: int = 160):
@@ -63,6 +64,49 @@ def test_object_heads_start_from_the_parents_and_survive_a_checkpoint(tmp_path):
     assert loaded.num_objects == 3 and torch.equal(loaded.fuse.bias, multi.fuse.bias)
 
 
+def test_object_networks_start_as_the_parent_and_survive_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    nets = ObjectNets.from_parent(parent, 2)
+    assert nets.num_objects == 2 and not nets.exclusive_objects and parent.exclusive_objects
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        single, two = parent(x), nets(x)
+        fused, sides = nets.forward_with_sides(x)
+    assert two.shape == (1, 2, 32, 48) and torch.allclose(two, single.expand_as(two), atol=1e-6)
+    assert torch.equal(fused, two) and [s.shape for s in sides] == [(1, 2, 32, 48)] * 4
+    assert torch.equal(nets.probabilities(two), torch.sigmoid(two))  # each object's own, not a softmax
+    with torch.no_grad():
+        nets.nets[1].fuse.bias += 1.0
+    save_checkpoint(nets, tmp_path / "n.safetensors", provenance={"objects": ["a", "b"]})
+    assert read_checkpoint_info(tmp_path / "n.safetensors").architecture == "osvos-vgg16-objects"
+    loaded, _ = load_checkpoint(tmp_path / "n.safetensors", expect=("osvos-vgg16", "osvos-vgg16-objects"))
+    assert isinstance(loaded, ObjectNets) and loaded.num_objects == 2
+    with torch.no_grad():
+        assert torch.equal(loaded(x), nets(x))
+    with pytest.raises(WeightsError, match="holds a osvos-vgg16-objects model, expected osvos-vgg16"):
+        load_checkpoint(tmp_path / "n.safetensors")  # where a parent is expected
+    three = np.zeros((3, 16, 16), np.float32)
+    for k in range(3):
+        three[k, 5 * k:5 * k + 4, 2:9] = 1
+    rgb = np.zeros((16, 16, 3), np.float32)
+    with pytest.raises(ValueError, match="cannot learn 3 objects"):
+        finetune(loaded, [(rgb, three)], FinetuneConfig(iterations=0))
+    with pytest.raises(ValueError, match="per_object or shared"):
+        finetune(parent, [(rgb, three)], FinetuneConfig(iterations=0, object_networks="each"))
+
+
+def test_per_object_loss_is_each_objects_own_two_class_loss():
+    torch.manual_seed(0)
+    fused, target = torch.randn(2, 3, 8, 8), (torch.rand(2, 3, 8, 8) > 0.6).float()
+    sides = [torch.randn(2, 3, 8, 8) for _ in range(4)]
+    own = sum(deep_supervision_loss(fused[:, k:k + 1], [s[:, k:k + 1] for s in sides], target[:, k:k + 1], 0.5)
+              for k in range(3))
+    assert deep_supervision_loss(fused, sides, target, 0.5, exclusive=False).item() == pytest.approx(own.item(),
+                                                                                                      rel=1e-5)
+    assert deep_supervision_loss(fused, sides, target, 0.5).item() != pytest.approx(own.item(), rel=1e-3)
+
+
 def test_keyframes_need_every_object_painted_somewhere():
     frames, masks = two_object_shot(2)
     first = masks[0].copy()
@@ -74,11 +118,14 @@ def test_keyframes_need_every_object_painted_somewhere():
 
 
 @pytest.mark.slow
-def test_two_objects_learnt_in_one_fine_tune_match_their_exact_masks():
+@pytest.mark.parametrize("object_networks", ["per_object", "shared"])
+def test_two_objects_learnt_match_their_exact_masks(object_networks):
     frames, masks = two_object_shot()
-    cfg = FinetuneConfig(iterations=80, process_size=96, device="cpu", precision="fp32")
+    cfg = FinetuneConfig(iterations=80, process_size=96, device="cpu", precision="fp32",
+                         object_networks=object_networks)
     model = finetune(load_parent(None), [(frames[0], masks[0])], cfg)
     assert model.num_objects == 2
+    assert isinstance(model, ObjectNets if object_networks == "per_object" else OSVOSNet)
     seg = Segmenter(model, InferenceConfig(process_size=96, device="cpu", precision="fp32", flip_average=False,
                                            threshold=0.5))
     for img, truth in zip(frames, masks, strict=True):
