@@ -142,3 +142,28 @@ def matte_pattern(directory: str | os.PathLike, plate: str | os.PathLike, ext: s
     stem = stem.rstrip("._-") or "plate"
     token = f"%0{padding}d" if padding > 1 else "%d"
     return str(Path(directory) / f"{stem}_matte.{token}.{ext}")
+
+
+OBJECT_TOKEN = "{object}"  # in an output's file name: one file per object, named after it
+
+
+def object_output(path: str | os.PathLike, name: str) -> Path:
+    """One object's file where a render of several objects writes a file per object (PNG): ``{object}`` in the
+    path replaced by the object's name (``matte.{object}.1001.png`` -> ``matte.hero.1001.png``, or a folder
+    ``{object}/``), else the file in a folder named after the object (``out/matte.1001.png`` ->
+    ``out/hero/matte.1001.png``)."""
+    path = Path(path)
+    if OBJECT_TOKEN in str(path):
+        return Path(str(path).replace(OBJECT_TOKEN, name))
+    return path.parent / name / path.name
+
+
+def without_object_token(pattern: str | os.PathLike) -> str:
+    """``out/matte.{object}.####.png`` (or ``out/{object}/matte.####.png``) -> ``out/matte.####.png``: what a
+    render's own files (its report, its kept model, its previews) are named after."""
+    if OBJECT_TOKEN not in str(pattern):
+        return str(pattern)
+    parts = [p for p in Path(pattern).parts if p != OBJECT_TOKEN]
+    strip = re.compile(r"[._-]?" + re.escape(OBJECT_TOKEN))
+    parts = [strip.sub("", p).lstrip("._-") or "matte" if OBJECT_TOKEN in p else p for p in parts]
+    return str(Path(*parts))

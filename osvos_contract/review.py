@@ -10,14 +10,14 @@ import json
 import os
 from pathlib import Path
 
-from .patterns import split_token
+from .patterns import split_token, without_object_token
 
 REVIEW_SUFFIX = ".osvos-review.json"
 
 
 def review_path(pattern: str | os.PathLike) -> Path:
-    """``<folder>/matte.osvos-review.json`` for ``<folder>/matte.####.exr``."""
-    path = Path(pattern)
+    """``<folder>/matte.osvos-review.json`` for ``<folder>/matte.####.exr`` (or ``matte.{object}.####.png``)."""
+    path = Path(without_object_token(pattern))
     token = split_token(path)
     stem = (token.before if token is not None else path.stem).rstrip("._- ") or "matte"
     return path.parent / f"{stem}{REVIEW_SUFFIX}"

@@ -17,6 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
+from osvos_contract.patterns import without_object_token
+
 from .device import resolve_device, use_threads
 from .errors import InputError, ModelError, OutputError
 from .finetune import finetune
@@ -72,7 +76,8 @@ class RenderSummary:
 
     def line(self) -> str:
         line = (
-            f"{self.written} frames written, {self.skipped} kept, in {self.total_s:.1f} s "
+            f"{self.written} frame{'' if self.written == 1 else 's'} written, {self.skipped} kept, "
+            f"in {self.total_s:.1f} s "
             f"(fine-tune {self.finetune_s:.1f} s{', ' + self.model_note if self.model_note else ''}, "
             f"inference {self.infer_s:.1f} s, {self.fps:.2f} fps)"
         )
@@ -142,8 +147,10 @@ def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[
                     stats.append(before[frame])
                     continue
                 try:
-                    stats.append(replace(matte_stats(frame, read_mask(plan.outputs[i], allow_empty=True)),
-                                         fingerprint=fingerprint))
+                    mattes = [read_mask(path, allow_empty=True) for path in plan.files(i)]
+                    kept = objects_stats(frame, np.stack(mattes)) if plan.object_files else matte_stats(frame,
+                                                                                                        mattes[0])
+                    stats.append(replace(kept, fingerprint=fingerprint))
                 except (InputError, OSError, ValueError) as e:
                     log.warning("frames to check: the kept matte %s could not be read (%s)", plan.outputs[i], e)
                     unread += 1
@@ -258,14 +265,14 @@ def _keep(job: RenderJob, plan: RenderPlan, model: OSVOSNet) -> None:
 
 
 def _preview_path(job: RenderJob, frame: int) -> Path:
-    return Path(job.preview) / f"{preview_name(job.output)}.{frame:04d}.png"
+    return Path(job.preview) / f"{preview_name(without_object_token(job.output))}.{frame:04d}.png"
 
 
 def _preview_movie(job: RenderJob, plan: RenderPlan) -> None:
     """The range's previews as one MP4 beside them (those of kept frames too, where an earlier render
     wrote them)."""
     pngs = [p for p in (_preview_path(job, f) for f, _ in plan.frames) if p.is_file()]
-    movie = write_movie(pngs, Path(job.preview) / f"{preview_name(job.output)}.mp4")
+    movie = write_movie(pngs, Path(job.preview) / f"{preview_name(without_object_token(job.output))}.mp4")
     log.info("preview: %d frames in %s%s", len(pngs), job.preview, f", {movie.name}" if movie else "")
 
 
@@ -282,7 +289,7 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
     # hold any overscan), and ``write_matte`` cuts the data or display window from it. On a CPU the network
     # keeps every core busy, so reads and writes run on one thread each (see ``io_thread_budget``).
     on_cpu = segmenter.device.type == "cpu"
-    by_frame = {plan.frames[i][0]: (plan.outputs[i], infos[i]) for i in plan.todo}
+    by_frame = {plan.frames[i][0]: (plan.outputs[i], infos[i], plan.files(i)) for i in plan.todo}
     written = []
     with io_thread_budget(1 if on_cpu else None), AsyncWriter() as writer, PrefetchReader(
         plan.to_render, prepared.read, workers=1 if on_cpu else 2
@@ -294,19 +301,25 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
             frames = ((pl, pl.rgb) for pl in itertools.islice(plates, count))
             for plate, matte in segmenter.stream(frames, total=len(plan.todo), progress=_offset(progress, start),
                                                  cancel=cancel, out_size=canvas_size):
-                out, info = by_frame[plate.info.frame]
+                out, info, files = by_frame[plate.info.frame]
                 rgba_source = plate if s.output_format == "rgba" else None  # don't queue plates needlessly
                 fingerprint = plan.fingerprint.for_frame(info.path)
                 if preview is not None:
                     writer.submit(write_preview_frame, preview(plate.info.frame), plate.rgb, matte)
                 layers: tuple = ()
-                if plan.objects:  # A holds every object, each object its own layer
+                if plan.object_files:  # a file per object
                     frame_stats = objects_stats(plate.info.frame, matte)
-                    layers, matte = tuple(zip(plan.objects, matte, strict=True)), matte.max(axis=0)
+                    for path, one in zip(files, matte, strict=True):
+                        writer.submit(write_matte, path, one, info, s.output_format, rgba_source,
+                                      metadata={FINGERPRINT_KEY: fingerprint})
                 else:
-                    frame_stats = matte_stats(plate.info.frame, matte)
-                writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
-                              metadata={FINGERPRINT_KEY: fingerprint}, layers=layers)
+                    if plan.objects:  # A holds every object, each object its own layer
+                        frame_stats = objects_stats(plate.info.frame, matte)
+                        layers, matte = tuple(zip(plan.objects, matte, strict=True)), matte.max(axis=0)
+                    else:
+                        frame_stats = matte_stats(plate.info.frame, matte)
+                    writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
+                                  metadata={FINGERPRINT_KEY: fingerprint}, layers=layers)
                 written.append(out)
                 stats.append(replace(frame_stats, fingerprint=fingerprint))
     return written

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from osvos_contract.patterns import split_token
+from osvos_contract.patterns import OBJECT_TOKEN, object_output, split_token, without_object_token
 
 from . import __version__
 from .errors import InputError
@@ -90,6 +90,17 @@ class RenderPlan:
         return [self.frames[i] for i in self.todo]
 
     @property
+    def object_files(self) -> bool:
+        """Several objects written as a file per object (PNG) rather than an EXR with a layer each."""
+        return bool(self.objects) and self.settings.output_format != "exr"
+
+    def files(self, i: int) -> list[Path]:
+        """The files frame ``i``'s matte is written to: one, or one per object (``object_output``)."""
+        if self.object_files:
+            return [object_output(self.outputs[i], name) for name in self.objects]
+        return [self.outputs[i]]
+
+    @property
     def to_check(self) -> list[Frame]:
         """Every frame whose header is checked: the range first (so indices hold), then self-training's."""
         in_range = {f for f, _ in self.frames}
@@ -130,17 +141,18 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
         keyframes.append((kf.mask, default if kf.frame is None else kf.frame))
         painted.append(kf.object)
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
-    _refuse_overwriting_inputs(job, frames, outputs, keyframes, parent)
     objects = _objects(job, keyframes, painted, settings)
+    files = _files_of(outputs, objects, settings)
+    _refuse_overwriting_inputs(job, frames, [f for out in outputs for f in files(out)], keyframes, parent)
     identity = model_identity(
         load_model=job.load_model, parent=parent, resize_mask=job.resize_mask, objects=objects,
         keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes])
-    keep = kept_model_path(job.output) if job.load_model is None and settings.keep_model else None
+    keep = kept_model_path(without_object_token(job.output)) if job.load_model is None and settings.keep_model else None
     kept = _kept_model(keep, settings, job, identity, keyframes, painted) if keep is not None else None
     if kept is not None:  # the mattes record how their model was made: reused as it was, or continued
         identity = kept.identity
     fingerprint = Fingerprint.of(__version__, settings.as_params(), identity)
-    todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint)
+    todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint, files)
     if kept is not None and kept.new_frames:  # a correction: the frames nearest it first, to be seen first
         todo.sort(key=lambda i: (min(abs(frames[i][0] - f) for f in kept.new_frames), frames[i][0]))
     need_model = bool(todo) or job.save_model is not None
@@ -209,7 +221,8 @@ def _kept_model(keep: Path, settings: RenderSettings, job: RenderJob, identity: 
 def _objects(job: RenderJob, keyframes: list[tuple[str | os.PathLike, int]], painted: list[str | None],
              settings: RenderSettings) -> list[str]:
     """The objects of the render ([] for one): from the keyframes, or the loaded model's record; what
-    several objects cannot do yet is refused here, before anything is read or learnt."""
+    several objects cannot do yet (and ``{object}`` outputs without them) is refused here, before anything is
+    read or learnt."""
     if job.load_model is not None:
         try:  # a render has read this header already (its cheap checks); a plan alone may not have the file
             objects = list(read_checkpoint_info(job.load_model).provenance.get("objects") or [])
@@ -217,10 +230,12 @@ def _objects(job: RenderJob, keyframes: list[tuple[str | os.PathLike, int]], pai
             objects = []
     else:
         objects = object_names([(m, f, name) for (m, f), name in zip(keyframes, painted, strict=True)])
+    if OBJECT_TOKEN in str(job.output) and (not objects or settings.output_format == "exr"):
+        raise InputError(
+            f"output {job.output}: {OBJECT_TOKEN} names a file per object, for several objects written as PNG; "
+            + ("this render has one object: take {object} out of the output." if not objects else
+               "an EXR holds every object as a layer: take {object} out, or use --output-format png8 or png16."))
     if objects:
-        if settings.output_format != "exr":
-            raise InputError(f"{len(objects)} objects ({', '.join(objects)}) are written as one EXR with a layer "
-                             f"per object; use --output-format exr (not {settings.output_format}).")
         if settings.self_train_iterations and job.load_model is None:
             raise InputError("self-training learns one object; set --self-train-iterations 0 for several objects.")
     return objects
@@ -241,19 +256,28 @@ def _refuse_overwriting_inputs(job: RenderJob, frames: list[Frame], outputs: lis
         refuse_overwriting_inputs(inputs, [("fine-tuned model", job.save_model)])
 
 
-def _resume(job: RenderJob, frames: list[Frame], outputs: list[Path],
-            fingerprint: Fingerprint) -> tuple[list[int], int, int]:
-    """(indices to render, how many of them are on disk but stale, how many on disk but not whole)."""
+def _files_of(outputs: list[Path], objects: list[str], settings: RenderSettings):
+    """``out -> [files]``: the frame's one file, or one per object when several objects go to PNG."""
+    if objects and settings.output_format != "exr":
+        return lambda out: [object_output(out, name) for name in objects]
+    return lambda out: [out]
+
+
+def _resume(job: RenderJob, frames: list[Frame], outputs: list[Path], fingerprint: Fingerprint,
+            files=lambda out: [out]) -> tuple[list[int], int, int]:
+    """(indices to render, how many of them are on disk but stale, how many on disk but not whole). A frame
+    written as a file per object is kept only when every object's file is whole and current."""
     todo, stale, incomplete = [], 0, 0
     for i, out in enumerate(outputs):
-        if job.overwrite or not out.exists():
+        paths = files(out)
+        if job.overwrite or not all(p.exists() for p in paths):
             todo.append(i)
             continue
-        meta = read_matte_metadata(out)
-        if meta is None:
+        metas = [read_matte_metadata(p) for p in paths]
+        if any(meta is None for meta in metas):
             incomplete += 1
             todo.append(i)
-        elif meta.get(FINGERPRINT_KEY) != fingerprint.for_frame(frames[i][1]):
+        elif any(meta.get(FINGERPRINT_KEY) != fingerprint.for_frame(frames[i][1]) for meta in metas):
             stale += 1
             todo.append(i)
     return todo, stale, incomplete

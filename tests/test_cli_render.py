@@ -54,7 +54,7 @@ def test_resume_keeps_written_frames_and_overwrite_redoes_them(shot, tiny_parent
     (shot / "out" / "matte.1003.exr").unlink()
     capsys.readouterr()
     assert render_main(_args(shot, tiny_parent)) == 0
-    assert "1 frames written, 4 kept" in capsys.readouterr().out
+    assert "1 frame written, 4 kept" in capsys.readouterr().out
     assert render_main(_args(shot, tiny_parent, "--overwrite")) == 0
     assert "5 frames written, 0 kept" in capsys.readouterr().out
 

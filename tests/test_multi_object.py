@@ -229,8 +229,13 @@ def test_what_several_objects_cannot_do_yet_is_refused_first(tmp_path, capsys):
     base = [str(tmp_path / "plate" / "shot.####.png"), "--object", "red", str(tmp_path / "red.png"),
             "--object", "blue", str(tmp_path / "blue.png"), "-o", str(tmp_path / "out" / "m.####.png"),
             *FAST_OBJECTS]
-    assert render_main([*base, "--output-format", "png8"]) == 3
-    assert "use --output-format exr" in capsys.readouterr().err
+    # {object} names a file per object: not for an EXR (a layer each), not for one object
+    assert render_main([*base[:-len(FAST_OBJECTS) - 2], "-o", str(tmp_path / "out" / "m.{object}.####.exr"),
+                        *FAST_OBJECTS]) == 3
+    assert "an EXR holds every object as a layer" in capsys.readouterr().err
+    assert render_main([*base[:1], "--mask", str(tmp_path / "red.png"), "-o",
+                        str(tmp_path / "out" / "m.{object}.####.png"), "--output-format", "png8", *FAST_OBJECTS]) == 3
+    assert "this render has one object" in capsys.readouterr().err
     assert render_main([*base[:-len(FAST_OBJECTS)], "-o", str(tmp_path / "o" / "m.####.exr"), *FAST_OBJECTS,
                         "--self-train-iterations", "10"]) == 3
     assert "self-training learns one object" in capsys.readouterr().err
@@ -238,6 +243,45 @@ def test_what_several_objects_cannot_do_yet_is_refused_first(tmp_path, capsys):
                         str(tmp_path / "o" / "m.####.exr")]) == 2
     assert "object name 'bad name'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_png_writes_a_file_per_object_that_matches_the_truth_and_resumes_per_file(tmp_path, capsys):
+    import cv2
+
+    from osvos_plugin.cli.render import main as render_main
+
+    masks = _write_shot(tmp_path)
+    plate = str(tmp_path / "plate" / "shot.####.png")
+    objects = ["--object", "red", str(tmp_path / "red.png"), "--object", "blue", str(tmp_path / "blue.png")]
+    args = [plate, *objects, "-o", str(tmp_path / "out" / "m.{object}.####.png"), "--output-format", "png8",
+            *FAST_OBJECTS]
+    assert render_main(args) == 0
+    capsys.readouterr()
+    for i, truth in enumerate(masks):
+        red, blue = (cv2.imread(str(tmp_path / "out" / f"m.{name}.{1001 + i}.png"), cv2.IMREAD_UNCHANGED)
+                     for name in ("red", "blue"))
+        assert red.dtype == np.uint8 and red.shape == truth[0].shape
+        assert not ((red > 127) & (blue > 127)).any()  # a pixel belongs to one object at most
+        for k, (got, floor) in enumerate(((red, 0.8), (blue, 0.7))):
+            inside, want = got > 127, truth[k] > 0.5
+            assert (inside & want).sum() / (inside | want).sum() > floor, (i, k)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file()) == sorted(
+        [f"m.{n}.{1001 + i}.png" for n in ("red", "blue") for i in range(6)] + ["m.osvos-review.json"])
+    assert (tmp_path / "out" / ".osvos" / "m.model.safetensors").is_file()  # named after the mattes, not {object}
+    # resume: every file current, nothing rendered; one object's file gone: only that frame again
+    assert render_main(args) == 0
+    assert "0 frames written, 6 kept" in capsys.readouterr().out
+    (tmp_path / "out" / "m.blue.1003.png").unlink()
+    assert render_main(args) == 0
+    assert "1 frame written, 5 kept" in capsys.readouterr().out
+    assert (tmp_path / "out" / "m.blue.1003.png").is_file()
+    # without {object}: a folder per object
+    assert render_main([plate, *objects, "-o", str(tmp_path / "dirs" / "m.####.png"), "--output-format", "png16",
+                        "--frames", "1001-1002", *FAST_OBJECTS]) == 0
+    assert sorted(p.relative_to(tmp_path / "dirs").as_posix() for p in (tmp_path / "dirs").rglob("*.png")) == [
+        "blue/m.1001.png", "blue/m.1002.png", "red/m.1001.png", "red/m.1002.png"]
+    assert cv2.imread(str(tmp_path / "dirs" / "red" / "m.1001.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
 
 @pytest.mark.slow
