@@ -6,6 +6,9 @@ needs the path of the ``osvos-render`` command; PATH is used when it is left emp
 
 from __future__ import annotations
 
+import functools
+import os
+
 import bpy
 from bpy.props import StringProperty
 
@@ -28,11 +31,21 @@ class OSVOSPreferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.prop(self, "engine_path")
         layout.prop(self, "parent_model")
-        try:
-            found = " ".join(find_engine(bpy.path.abspath(self.engine_path)))
+        found = _engine_label(bpy.path.abspath(self.engine_path), os.environ.get("PATH", ""))
+        if found:
             layout.label(text=f"Using {found}", icon="CHECKMARK")
-        except EngineNotFound:
+        else:
             layout.label(text="osvos-render not found: install osvos-plugin and set its path above", icon="ERROR")
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_label(configured: str, path_env: str) -> str:
+    """The engine command the preferences show, looked up once per setting and PATH (draw() runs on every
+    redraw; the lookup searches PATH)."""
+    try:
+        return " ".join(find_engine(configured))
+    except EngineNotFound:
+        return ""
 
 
 def get_preferences(context: bpy.types.Context | None = None) -> OSVOSPreferences | None:
