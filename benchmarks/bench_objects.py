@@ -50,11 +50,12 @@ def composite(root: Path, a: str, b: str) -> tuple[list[np.ndarray], list[np.nda
     return frames, labels
 
 
-def run_pair(parent, frames, labels, settings: RenderSettings, stride: int) -> dict:
+def run_pair(parent, frames, labels, settings: RenderSettings, stride: int,
+             methods: tuple[str, ...] = ("per_object", "shared")) -> dict:
     masks0 = np.stack([(labels[0] == k).astype(np.float32) for k in (1, 2)])
     idx = list(range(0, len(frames), stride))
     out = {}
-    for method in ("per_object", "shared"):
+    for method in methods:
         t = time.perf_counter()
         model = finetune(parent, [(frames[0], masks0)], replace(settings.finetune(), object_networks=method))
         out[f"{method}_finetune_s"] = time.perf_counter() - t
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--stride", type=int, default=2, help="Score every n-th frame.")
+    ap.add_argument("--methods", default="per_object,shared", help="object_networks values to compare")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -86,8 +88,9 @@ def main() -> None:
     for pair in args.pairs.split(","):
         a, b = pair.split("+")
         frames, labels = composite(root, a, b)
-        res = run_pair(parent, frames, labels, replace(settings), args.stride)
-        for method in ("per_object", "shared"):
+        methods = tuple(args.methods.split(","))
+        res = run_pair(parent, frames, labels, replace(settings), args.stride, methods)
+        for method in methods:
             r = res[method]
             rows.append({"pair": pair, "method": method, "J": r.J.mean, "F": r.F.mean,
                          "finetune_s": res[f"{method}_finetune_s"]})

@@ -115,7 +115,16 @@ def finetune(
     model = prepare_model(_start_model(parent, n, cfg.object_networks), device)
     if cfg.iterations <= 0:
         return model.eval()
-    sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
+    if isinstance(model, ObjectNets):
+        # each object's network on samples of its own keyframes alone, drawn as a single-object fine-tune
+        # draws them (its own zoom for its own size): the networks end as separate fine-tunes would
+        samplers = [KeyframeSampler([(kf[0], kf[1][k], *kf[2:]) for kf in keyframes], cfg.process_size,
+                                    cfg.augment, device, seed=cfg.seed) for k in range(n)]
+
+        def sampler(step: int) -> list[tuple[torch.Tensor, ...]]:
+            return [one(step) for one in samplers]
+    else:
+        sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
     t0 = time.monotonic()
     with shape_varying(device):
         run_training(

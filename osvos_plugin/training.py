@@ -77,7 +77,8 @@ def run_training(
     on_step: Callable[[int, float], None] | None = None,
 ) -> torch.optim.Optimizer:
     """Run steps ``start_step`` .. ``steps - 1``; ``sample(step)`` gives an (image, mask) batch on ``device``,
-    or (image, mask, weight), where pixels of weight 0 are left out of the loss.
+    or (image, mask, weight), where pixels of weight 0 are left out of the loss; for an ``ObjectNets``, it
+    may give a list of such batches, one per object's network (each network's loss summed).
 
     Returns the optimiser, so a caller can checkpoint and resume. Raises ``Cancelled`` between steps.
     """
@@ -94,12 +95,20 @@ def run_training(
             raise Cancelled(f"{stage} cancelled at step {step} of {steps}")
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = lr * lr_factor(step, steps, cfg.schedule)
-        image, mask, *weight = sample(step)
+        batch = sample(step)
         side_w = cfg.side_weight * (1.0 - step / steps if cfg.schedule == "cosine" else 1.0)
-        with autocast(device, dtype):
-            fused, sides = model.forward_with_sides(image)
-        loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
-                                     exclusive=getattr(model, "exclusive_objects", True))
+        if isinstance(batch, list):  # a batch per network of an ObjectNets: each object's own samples
+            loss = 0.0
+            for net, (image, mask, *weight) in zip(model.nets, batch, strict=True):
+                with autocast(device, dtype):
+                    fused, sides = net.forward_with_sides(image)
+                loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None)
+        else:
+            image, mask, *weight = batch
+            with autocast(device, dtype):
+                fused, sides = model.forward_with_sides(image)
+            loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
+                                         exclusive=getattr(model, "exclusive_objects", True))
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."

@@ -96,6 +96,22 @@ def test_object_networks_start_as_the_parent_and_survive_a_checkpoint(tmp_path):
         finetune(parent, [(rgb, three)], FinetuneConfig(iterations=0, object_networks="each"))
 
 
+def test_object_networks_end_exactly_as_separate_single_object_fine_tunes():
+    """Each object's network learns from its own keyframe samples (its own zoom for its own size) with its own
+    loss: the same weights as a fine-tune of that object alone, so one render equals a render per object."""
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    frames, masks = two_object_shot(2)
+    cfg = FinetuneConfig(iterations=3, process_size=64, device="cpu", precision="fp32")
+    nets = finetune(parent, [(frames[0], masks[0]), (frames[1], masks[1])], cfg)
+    assert isinstance(nets, ObjectNets)
+    for k in range(2):
+        alone = finetune(parent, [(frames[0], masks[0][k]), (frames[1], masks[1][k])], cfg)
+        mine = nets.nets[k].state_dict()
+        assert all(torch.allclose(mine[name], value, atol=1e-6) for name, value in alone.state_dict().items()), k
+        assert not torch.equal(mine["fuse.bias"], parent.state_dict()["fuse.bias"])  # it did learn
+
+
 def test_per_object_loss_is_each_objects_own_two_class_loss():
     torch.manual_seed(0)
     fused, target = torch.randn(2, 3, 8, 8), (torch.rand(2, 3, 8, 8) > 0.6).float()
