@@ -49,6 +49,7 @@ class InferenceConfig:
     edge_softness: float = default("edge_softness")  # plate pixels of edge ramp; 0: hard, or soft_matte's
     boundary_snap: bool = default("boundary_snap")  # the edge moved onto the plate's contours (snapping.py)
     snap: SnapConfig = field(default_factory=SnapConfig)
+    overlap: bool = default("object_overlap")  # several objects: each matte on its own, a pixel may be in several
 
 
 # The guided filter's window is this many processing-size pixels (the network's edge is uncertain by about
@@ -193,6 +194,8 @@ class Segmenter:
         ``edge_softness`` wide across the moved edge; there ``soft_matte`` only matters at softness 0, where
         it anti-aliases the (moved) hard edge.
         """
+        if prob.ndim == 3 and self.cfg.overlap:  # several objects, each decided on its own probability
+            return np.stack([self.matte(p) for p in prob])
         if prob.ndim == 3:
             # Several objects: whether a pixel is an object at all is decided on the objects' summed
             # probability (1 - the background's), exactly as for one object; which object, by the most

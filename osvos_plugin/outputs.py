@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # Every node parameter is part of a matte's fingerprint but these: the frame range, the device and the
 # batch size (the same model gives the same matte). A new parameter is in it without a line here.
-NOT_IN_FINGERPRINT = ("frames", "device", "batch_size", "threads", "keep_model", "continue_iterations")
+NOT_IN_FINGERPRINT = ("frames", "device", "batch_size", "threads", "keep_model", "continue_iterations",
+                      "max_objects")
 # Parameters that only decide the fine-tuned network: with a loaded model they change nothing.
 MODEL_PARAMETERS = ("mask_frame", "iterations", "learning_rate", "optimizer", "object_networks", "seed",
                     "self_train_iterations", "self_train_frames")

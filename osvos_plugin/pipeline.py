@@ -219,7 +219,7 @@ def _model_for(job: RenderJob, plan: RenderPlan, prepared: PreparedPlates, progr
     if plan.objects:
         keyframes = load_object_keyframes(job.source, [(m, f, o) for (m, f), o in zip(
             plan.keyframes, plan.keyframe_objects, strict=True)], list(plan.objects), dict(plan.frames),
-            s.input_colorspace, job.resize_mask)
+            s.input_colorspace, job.resize_mask, overlap=s.object_overlap)
     else:
         keyframes = load_keyframes(job.source, plan.keyframes, dict(plan.frames), s.input_colorspace,
                                    job.resize_mask)

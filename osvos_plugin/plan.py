@@ -235,6 +235,10 @@ def _objects(job: RenderJob, keyframes: list[tuple[str | os.PathLike, int]], pai
             f"output {job.output}: {OBJECT_TOKEN} names a file per object, for several objects written as PNG; "
             + ("this render has one object: take {object} out of the output." if not objects else
                "an EXR holds every object as a layer: take {object} out, or use --output-format png8 or png16."))
+    if len(objects) > settings.max_objects:
+        raise InputError(f"{len(objects)} objects ({', '.join(objects[:12])}{', ...' if len(objects) > 12 else ''}) "
+                         f"but Max Objects is {settings.max_objects}: a palette mask with this many indices is "
+                         "probably not a label image; check the masks, or raise --max-objects.")
     if objects:
         if settings.self_train_iterations and job.load_model is None:
             raise InputError("self-training learns one object; set --self-train-iterations 0 for several objects.")

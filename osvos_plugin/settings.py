@@ -30,6 +30,8 @@ class RenderSettings:
     learning_rate: float
     optimizer: str
     object_networks: str
+    object_overlap: bool
+    max_objects: int
     keep_model: bool
     continue_iterations: int
     self_train_iterations: int
@@ -86,7 +88,7 @@ class RenderSettings:
             process_size=self.process_size, batch_size=self.batch_size, soft=self.soft_matte,
             threshold=self.threshold, flip_average=self.flip_average, device=self.device, precision=self.precision,
             edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
-            boundary_snap=self.boundary_snap,
+            boundary_snap=self.boundary_snap, overlap=self.object_overlap,
         )
 
     def provenance(self, parent: str, source: str, keyframes: list[list], self_train_frames: list[int]) -> dict:

@@ -333,3 +333,81 @@ def test_preview_shows_each_object_in_its_colour_where_its_layer_is(tmp_path):
     with av.open(str(tmp_path / "pv" / "m.mp4")) as movie:
         stream = movie.streams.video[0]
         assert stream.codec_context.name == "h264" and len(list(movie.decode(stream))) == 3
+
+
+def test_overlapping_objects_each_decided_on_their_own_probability():
+    prob = np.zeros((2, 4, 4), np.float32)
+    prob[0, :, :2] = 0.9  # object 1 on the left half
+    prob[1, :2, :] = 0.8  # object 2 on the top half: both on the top-left quarter
+    exclusive = Segmenter(OSVOSNet(), InferenceConfig(device="cpu", threshold=0.5)).matte(prob)
+    both = Segmenter(OSVOSNet(), InferenceConfig(device="cpu", threshold=0.5, overlap=True)).matte(prob)
+    assert not ((exclusive[0] > 0) & (exclusive[1] > 0)).any()
+    assert np.array_equal(both[0], prob[0] > 0.5) and np.array_equal(both[1], prob[1] > 0.5)
+    assert both[0][:2, :2].all() and both[1][:2, :2].all()
+
+
+def test_painted_overlap_max_objects_and_palette_gaps_are_each_said(tmp_path, capsys, caplog):
+    import cv2
+    from PIL import Image
+
+    from osvos_plugin.cli.render import main as render_main
+    from osvos_plugin.io import object_names
+
+    _write_shot(tmp_path)
+    plate = str(tmp_path / "plate" / "shot.####.png")
+    big = np.zeros((90, 160), np.uint8)
+    big[10:70, 10:80] = 255  # covers the red square of frame 1001 (rows 20-50, columns 15-45)
+    cv2.imwrite(str(tmp_path / "big.png"), big)
+    args = [plate, "--object", "red", str(tmp_path / "red.png"), "--object", "big", str(tmp_path / "big.png"),
+            "-o", str(tmp_path / "out" / "m.####.exr"), *FAST_OBJECTS]
+    assert render_main(args) == 3
+    err = capsys.readouterr().err
+    assert "objects red and big are both painted on 900 pixel(s) of frame 1001" in err and "--object-overlap" in err
+    assert render_main([*args, "--max-objects", "1"]) == 3
+    assert "2 objects (red, big) but Max Objects is 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # a palette with indices 1 and 3: objects obj1 and obj3, the gap said
+    labels = np.zeros((8, 8), np.uint8)
+    labels[:2], labels[4:6] = 1, 3
+    pal = Image.fromarray(labels, mode="P")
+    pal.putpalette([0, 0, 0, 200, 0, 0, 0, 200, 0, 0, 0, 200] + [0] * (256 * 3 - 12))
+    pal.save(tmp_path / "gaps.png")
+    with caplog.at_level("WARNING"):
+        assert object_names([(tmp_path / "gaps.png", 1001, None)]) == ["obj1", "obj3"]
+    assert "indices [1, 3] are painted, [2] unused" in caplog.text
+
+
+@pytest.mark.slow
+def test_overlapping_objects_render_with_a_layer_each_that_matches_the_truth(tmp_path):
+    """A blue card with a red square on it: the card (square included) and the square, both wanted whole."""
+    import cv2
+
+    from osvos_plugin.cli.render import main as render_main
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "plate").mkdir()
+    truth = []
+    for t in range(4):
+        img = (0.45 + 0.1 * rng.random((90, 160, 3))).astype(np.float32)
+        y, x = 15 + 2 * t, 20 + 5 * t
+        img[y:y + 50, x:x + 80] = [0.1, 0.2, 0.9]
+        img[y + 10:y + 35, x + 10:x + 35] = [0.9, 0.1, 0.1]
+        card, square = np.zeros((90, 160), bool), np.zeros((90, 160), bool)
+        card[y:y + 50, x:x + 80] = True
+        square[y + 10:y + 35, x + 10:x + 35] = True
+        truth.append((card, square))
+        cv2.imwrite(str(tmp_path / "plate" / f"c.{1001 + t}.png"),
+                    cv2.cvtColor(np.round(img * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    for name, m in zip(("card", "square"), truth[0], strict=True):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), m.astype(np.uint8) * 255)
+    out = tmp_path / "out" / "m.####.exr"
+    assert render_main([str(tmp_path / "plate" / "c.####.png"), "--object", "card", str(tmp_path / "card.png"),
+                        "--object", "square", str(tmp_path / "square.png"), "--object-overlap", "-o", str(out),
+                        *FAST_OBJECTS, "--process-size", "160", "--threshold", "0.75"]) == 0
+    for t, (card, square) in enumerate(truth):
+        layers = _layers(tmp_path / "out" / f"m.{1001 + t}.exr")
+        for name, want, floor in (("card.A", card, 0.85), ("square.A", square, 0.75)):
+            got = layers[name] > 0.5
+            iou = (got & want).sum() / (got | want).sum()
+            assert iou > floor, (t, name, iou)
+        assert ((layers["card.A"] > 0.5) & (layers["square.A"] > 0.5)).sum() > 0.8 * square.sum()  # both whole

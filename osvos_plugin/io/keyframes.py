@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,8 @@ from .errors import MaskError, PlateError
 from .masks import read_labels, read_mask
 from .plates import read_plate
 from .sequence import format_frame_path
+
+log = logging.getLogger(__name__)
 
 
 def load_keyframes(
@@ -52,7 +55,12 @@ def object_names(keyframes: list[tuple[str | os.PathLike, int, str | None]]) -> 
         else:
             labels = read_labels(mask)
             plain = plain or labels is None
-            found = [] if labels is None else [f"obj{i}" for i in sorted(set(np.unique(labels).tolist()) - {0})]
+            indices = [] if labels is None else sorted(set(np.unique(labels).tolist()) - {0})
+            if indices and indices != list(range(1, len(indices) + 1)):
+                log.warning("label mask %s: indices %s are painted, %s unused; the objects are named after their "
+                            "index (%s)", mask, indices, sorted(set(range(1, indices[-1] + 1)) - set(indices)),
+                            ", ".join(f"obj{i}" for i in indices))
+            found = [f"obj{i}" for i in indices]
         names += [n for n in found if n not in names]
     if names and plain:
         raise MaskError("a grey or alpha mask without an object name beside named objects or a palette (label) "
@@ -68,9 +76,11 @@ def load_object_keyframes(
     frames: Mapping[int, Path],
     colorspace: str,
     resize_mask: bool = False,
+    overlap: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rgb, masks (K, H, W)) per painted frame, for ``names`` (see ``object_names``): an object not painted
-    on a frame is all zero there. Every problem in one message."""
+    on a frame is all zero there. Objects painted over each other are refused unless ``overlap``. Every
+    problem in one message."""
     problems: list[str] = []
     per_frame: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     for mask_path, number, name in keyframes:
@@ -95,6 +105,16 @@ def load_object_keyframes(
                 painted[obj] = m
         except (PlateError, MaskError) as e:
             problems.append(str(e))
+    if not overlap:
+        for number, (_, painted) in sorted(per_frame.items()):
+            objs = [n for n in names if n in painted]
+            for a, first in enumerate(objs):
+                for second in objs[a + 1:]:
+                    shared = int(np.count_nonzero((painted[first] > 0.5) & (painted[second] > 0.5)))
+                    if shared:
+                        problems.append(f"objects {first} and {second} are both painted on {shared} pixel(s) of "
+                                        f"frame {number}: paint each pixel for one object, or switch on Objects "
+                                        "Overlap (--object-overlap) when a pixel may belong to both.")
     if problems:
         raise MaskError("\n".join(problems))
     out = []
