@@ -34,20 +34,47 @@ from osvos_plugin.models import load_parent
 from osvos_plugin.settings import RenderSettings
 
 
-def composite(root: Path, a: str, b: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Frames of ``a`` with ``b``'s object pasted over them, and label images (1: a's object, 2: b's)."""
-    sa, sb = load_sequence(root, a), load_sequence(root, b)
-    n = min(len(sa.frames), len(sb.frames))
+def composite(root: Path, a: str, *pasted: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames of ``a`` with each ``pasted`` sequence's object pasted over them in turn, and label images
+    (1: a's object, 2: the first pasted one's, ...)."""
+    seqs = [load_sequence(root, name) for name in (a, *pasted)]
+    n = min(len(s.frames) for s in seqs)
     frames, labels = [], []
     for i in range(n):
-        img = sa.frames[i].astype(np.float32) / 255
-        over = sb.masks[i] > 127
-        img[over] = sb.frames[i][over].astype(np.float32) / 255
-        lab = np.where(sa.masks[i] > 127, 1, 0).astype(np.uint8)
-        lab[over] = 2
+        img = seqs[0].frames[i].astype(np.float32) / 255
+        lab = np.where(seqs[0].masks[i] > 127, 1, 0).astype(np.uint8)
+        for k, seq in enumerate(seqs[1:], start=2):
+            over = seq.masks[i] > 127
+            img[over] = seq.frames[i][over].astype(np.float32) / 255
+            lab[over] = k
         frames.append(img)
         labels.append(lab)
     return frames, labels
+
+
+def timing(parent, frames, labels, settings: RenderSettings, methods: tuple[str, ...]) -> list[dict]:
+    """Fine-tuning seconds a step and inference seconds a frame for 1, 2, ... objects (the first k of the
+    composite's), each method, at the settings' size and precision."""
+    rows = []
+    count = int(labels[0].max())
+    sample = frames[:6]
+    for k in range(1, count + 1):
+        masks0 = np.stack([(labels[0] == j).astype(np.float32) for j in range(1, k + 1)])
+        for method in methods if k > 1 else methods[:1]:
+            cfg = replace(settings.finetune(), object_networks=method)
+            t = time.perf_counter()
+            model = finetune(parent, [(frames[0], masks0 if k > 1 else masks0[0])], cfg)
+            step_s = (time.perf_counter() - t) / max(1, cfg.iterations)
+            seg = Segmenter(model, settings.inference())
+            seg.probabilities(sample[:1])  # warm-up
+            t = time.perf_counter()
+            for i in range(0, len(sample), settings.batch_size):
+                seg.probabilities(sample[i:i + settings.batch_size])
+            frame_s = (time.perf_counter() - t) / len(sample)
+            rows.append({"objects": k, "method": method if k > 1 else "one object", "finetune_step_s": step_s,
+                         "infer_frame_s": frame_s})
+            print(f"| {k} | {rows[-1]['method']} | {step_s:.2f} | {frame_s:.2f} |", flush=True)
+    return rows
 
 
 def run_pair(parent, frames, labels, settings: RenderSettings, stride: int,
@@ -76,6 +103,9 @@ def main() -> None:
     ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--stride", type=int, default=2, help="Score every n-th frame.")
     ap.add_argument("--methods", default="per_object,shared", help="object_networks values to compare")
+    ap.add_argument("--timing", default="", metavar="A+B+C",
+                    help="Instead of scoring: time fine-tuning (per step) and inference (per frame) for 1, 2 and 3 "
+                    "objects of this composite, e.g. bear+dog-agility+soccerball.")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -84,6 +114,13 @@ def main() -> None:
     parent = load_parent(None)
     root = args.davis_root or default_davis_root()
     rows = []
+    if args.timing:
+        print("| objects | method | fine-tune s/step | inference s/frame |\n|---|---|---|---|")
+        frames, labels = composite(root, *args.timing.split("+"))
+        rows = timing(parent, frames, labels, settings, tuple(args.methods.split(",")))
+        if args.json:
+            args.json.write_text(json.dumps({"settings": settings.as_params(), "rows": rows}, indent=1))
+        return
     print("| shot (A + pasted B) | method | J | F | J&F | fine-tune (s) |\n|---|---|---|---|---|---|")
     for pair in args.pairs.split(","):
         a, b = pair.split("+")
