@@ -82,7 +82,8 @@ def blender_side(config_path: str) -> int:
         result["operator"] = sorted(bpy.ops.osvos.render_matte())
 
         # The add-on's wiring (clip -> Set Alpha <- matte), laid over a background for the picture.
-        tree = scene.compositing_node_group
+        compat = importlib.import_module(ADDON + ".compat")  # the compositor of whichever Blender runs this
+        tree, _ = compat.compositor_tree(scene, create=False)
         set_alpha = tree.nodes["OSVOS Set Alpha"]
         over = tree.nodes.new("CompositorNodeAlphaOver")
         over.location = (600, 150)
@@ -94,8 +95,7 @@ def blender_side(config_path: str) -> int:
         else:
             over.inputs["Background"].default_value = (*cfg["background_rgb"], 1.0)
         tree.links.new(set_alpha.outputs["Image"], over.inputs["Foreground"])
-        group_out = next(n for n in tree.nodes if n.bl_idname == "NodeGroupOutput")
-        tree.links.new(over.outputs["Image"], group_out.inputs[0])
+        tree.links.new(over.outputs["Image"], compat.output_node(tree).inputs[0])
         result["nodes"] = sorted(n.name for n in tree.nodes)
 
         r = scene.render
