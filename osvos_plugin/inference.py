@@ -182,7 +182,8 @@ class Segmenter:
             if rgb.shape[:2] != size:
                 rgb = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA if rgb.shape[0] > size[0]
                                  else cv2.INTER_LINEAR)
-            out.append(snap_probability(prob, contours, rgb, self.cfg.threshold, self.cfg.snap, scale))
+            out.append(snap_probability(prob, contours, rgb, self.cfg.threshold, self.cfg.snap, scale,
+                                        exclusive=self._exclusive))
         return out
 
     def matte(self, prob: np.ndarray) -> np.ndarray:

@@ -148,24 +148,25 @@ def snap_labels(labels: np.ndarray, regions: np.ndarray, band: float) -> np.ndar
     return np.where(edge_band(labels, band), voted, labels).astype(labels.dtype)
 
 
-def labels_from_probability(prob: np.ndarray, threshold: float) -> np.ndarray:
+def labels_from_probability(prob: np.ndarray, threshold: float, exclusive: bool = True) -> np.ndarray:
     """The matte's labels: 0 background, 1 the object (``prob`` (H, W)), or 1..K the most likely of several
-    objects where their summed probability is above the threshold (``prob`` (K, H, W)), as the matte has."""
+    objects where their summed probability (``exclusive``: a shared network's softmax) or the most likely
+    one's own (a network per object) is above the threshold (``prob`` (K, H, W)), as the matte has."""
     if prob.ndim == 2:
         return (prob > threshold).astype(np.uint8)
-    union = prob.sum(axis=0) > threshold
+    union = (prob.sum(axis=0) if exclusive else prob.max(axis=0)) > threshold
     return np.where(union, prob.argmax(axis=0) + 1, 0).astype(np.uint8 if len(prob) < 255 else np.int32)
 
 
 def snap_probability(prob: np.ndarray, contours: np.ndarray, rgb: np.ndarray, threshold: float,
-                     cfg: SnapConfig, scale: float = 1.0) -> np.ndarray:
+                     cfg: SnapConfig, scale: float = 1.0, exclusive: bool = True) -> np.ndarray:
     """``prob`` ((H, W) or (K, H, W)) with its thresholded edge snapped to the contours (all at one size; the
     contour map may come from a smaller image, bilinearly enlarged). Pixels whose label the vote changes get
     probability 1 for their new object and 0 for the others; every other pixel keeps its own, so a soft
     matte stays soft where snapping did not act. ``scale``: plate pixels per contour-map pixel, which scales
-    ``band`` and ``spacing``."""
+    ``band`` and ``spacing``; ``exclusive``: see ``labels_from_probability``."""
     regions = contour_regions(contours, rgb, cfg.level, cfg.spacing * scale)
-    labels = labels_from_probability(prob, threshold)
+    labels = labels_from_probability(prob, threshold, exclusive)
     snapped = snap_labels(labels, regions, cfg.band * scale)
     flipped = snapped != labels
     if not flipped.any():

@@ -160,3 +160,13 @@ def test_snapping_without_the_contour_weights_stops_before_fine_tuning(tmp_path,
                          params={"iterations": 1, "process_size": 64, "device": "cpu", "boundary_snap": True},
                          parent=tiny_parent))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("m.*"))
+
+
+def test_labels_follow_the_matte_rule_of_the_networks():
+    """A shared network's objects add up to the object-or-not belief; per-object networks' do not (two
+    unsure objects are not one sure one), as the Segmenter's matte decides."""
+    prob = np.zeros((2, 2, 2), np.float32)
+    prob[:, 0, 0] = 0.45  # both objects unsure at one pixel
+    prob[1, 1, 1] = 0.9
+    assert labels_from_probability(prob, 0.75).tolist() == [[1, 0], [0, 2]]
+    assert labels_from_probability(prob, 0.75, exclusive=False).tolist() == [[0, 0], [0, 2]]
