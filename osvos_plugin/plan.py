@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,7 @@ class RenderPlan:
 
     def files(self, i: int) -> list[Path]:
         """The files frame ``i``'s matte is written to: one, or one per object (``object_output``)."""
-        if self.object_files:
-            return [object_output(self.outputs[i], name) for name in self.objects]
-        return [self.outputs[i]]
+        return matte_files(self.outputs[i], self.objects, self.settings.output_format)
 
     @property
     def to_check(self) -> list[Frame]:
@@ -142,7 +141,9 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
         painted.append(kf.object)
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
     objects = _objects(job, keyframes, painted, settings)
-    files = _files_of(outputs, objects, settings)
+    def files(out: Path) -> list[Path]:
+        return matte_files(out, objects, settings.output_format)
+
     _refuse_overwriting_inputs(job, frames, [f for out in outputs for f in files(out)], keyframes, parent)
     identity = model_identity(
         load_model=job.load_model, parent=parent, resize_mask=job.resize_mask, objects=objects,
@@ -260,15 +261,15 @@ def _refuse_overwriting_inputs(job: RenderJob, frames: list[Frame], outputs: lis
         refuse_overwriting_inputs(inputs, [("fine-tuned model", job.save_model)])
 
 
-def _files_of(outputs: list[Path], objects: list[str], settings: RenderSettings):
-    """``out -> [files]``: the frame's one file, or one per object when several objects go to PNG."""
-    if objects and settings.output_format != "exr":
-        return lambda out: [object_output(out, name) for name in objects]
-    return lambda out: [out]
+def matte_files(out: Path, objects: Sequence[str], output_format: str) -> list[Path]:
+    """The files of one frame's matte ``out``: itself, or one per object when several objects go to PNG."""
+    if objects and output_format != "exr":
+        return [object_output(out, name) for name in objects]
+    return [out]
 
 
 def _resume(job: RenderJob, frames: list[Frame], outputs: list[Path], fingerprint: Fingerprint,
-            files=lambda out: [out]) -> tuple[list[int], int, int]:
+            files: Callable[[Path], list[Path]] = lambda out: [out]) -> tuple[list[int], int, int]:
     """(indices to render, how many of them are on disk but stale, how many on disk but not whole). A frame
     written as a file per object is kept only when every object's file is whole and current."""
     todo, stale, incomplete = [], 0, 0
