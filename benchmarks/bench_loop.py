@@ -128,6 +128,7 @@ def main() -> None:
     ap.add_argument("--davis-root", type=Path, default=None)
     ap.add_argument("--sequences", default=",".join(HELD_OUT))
     ap.add_argument("--allow-seen", action="store_true", help="Run even if the parent saw a sequence.")
+    ap.add_argument("--iterations", type=int, default=None, help="Fine-tuning steps (default: plugin.json's)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -137,7 +138,7 @@ def main() -> None:
     if seen and not args.allow_seen:
         raise SystemExit(f"{args.parent} was trained on {', '.join(seen)}: use a parent that held them out "
                          "(osvos-train-parent --hold-out), or --allow-seen")
-    settings = RenderSettings.resolve({})
+    settings = RenderSettings.resolve({} if args.iterations is None else {"iterations": args.iterations})
     root = args.davis_root or default_davis_root()
     rows = [run_sequence(parent, root, name, settings) for name in names]
     print("| sequence | J first render | worst frame (J) | J continued (s) | J full fine-tune (s) | flag P / R |")

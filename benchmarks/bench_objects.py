@@ -78,8 +78,8 @@ def timing(parent, frames, labels, settings: RenderSettings, methods: tuple[str,
 
 
 def run_pair(parent, frames, labels, settings: RenderSettings, stride: int,
-             methods: tuple[str, ...] = ("per_object", "shared")) -> dict:
-    masks0 = np.stack([(labels[0] == k).astype(np.float32) for k in (1, 2)])
+             methods: tuple[str, ...] = ("per_object", "shared"), objects: int = 2) -> dict:
+    masks0 = np.stack([(labels[0] == k).astype(np.float32) for k in range(1, objects + 1)])
     idx = list(range(0, len(frames), stride))
     out = {}
     for method in methods:
@@ -89,7 +89,7 @@ def run_pair(parent, frames, labels, settings: RenderSettings, stride: int,
         seg = Segmenter(model, settings.inference())
         pred = []
         for i in idx:
-            matte = seg.matte(seg.probabilities([frames[i]])[0])  # (2, H, W), a pixel to one object at most
+            matte = seg.matte(seg.probabilities([frames[i]])[0])  # (K, H, W), a pixel to one object at most
             pred.append(np.where(matte.max(0) > 0.5, matte.argmax(0) + 1, 0).astype(np.uint8))
         out[method] = evaluate_objects([labels[i] for i in idx], pred)
     return out
@@ -98,7 +98,10 @@ def run_pair(parent, frames, labels, settings: RenderSettings, stride: int,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--davis-root", type=Path, default=None)
-    ap.add_argument("--pairs", default="bear+dog-agility,kite-walk+soccerball")
+    ap.add_argument("--pairs", default="bear+dog-agility,kite-walk+soccerball",
+                    help="Shots, comma-separated: A+B pastes B's object over A's frames (A+B+C: three objects).")
+    ap.add_argument("--parent", default=None, help="Parent checkpoint (default: the shipped one); for held-out "
+                    "figures one trained without the shots' sequences (osvos-train-parent --hold-out).")
     ap.add_argument("--iterations", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--stride", type=int, default=2, help="Score every n-th frame.")
@@ -111,7 +114,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     asked = {"iterations": args.iterations, "process_size": args.process_size}
     settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
-    parent = load_parent(None)
+    parent = load_parent(args.parent)
     root = args.davis_root or default_davis_root()
     rows = []
     if args.timing:
@@ -123,10 +126,10 @@ def main() -> None:
         return
     print("| shot (A + pasted B) | method | J | F | J&F | fine-tune (s) |\n|---|---|---|---|---|---|")
     for pair in args.pairs.split(","):
-        a, b = pair.split("+")
-        frames, labels = composite(root, a, b)
+        names = pair.split("+")
+        frames, labels = composite(root, *names)
         methods = tuple(args.methods.split(","))
-        res = run_pair(parent, frames, labels, replace(settings), args.stride, methods)
+        res = run_pair(parent, frames, labels, replace(settings), args.stride, methods, len(names))
         for method in methods:
             r = res[method]
             rows.append({"pair": pair, "method": method, "J": r.J.mean, "F": r.F.mean,

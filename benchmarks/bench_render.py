@@ -48,18 +48,27 @@ def render(args: list[str], device: str) -> dict:
             "frames": int(written)}
 
 
-def bench(workdir: Path, frames: int, device: str) -> list[dict]:
+def bench(workdir: Path, frames: int, device: str, shot: tuple[str, str, str] | None = None,
+          batch: int = 0, parent: str | None = None) -> list[dict]:
+    """``shot``: (plate pattern, mask, mask frame) of a JPEG/PNG shot instead of the bundled demo; ``batch``:
+    also render that shot again from its model (inference only) with this batch size."""
     model = workdir / "shot.safetensors"
-    demo = render([str(DEMO / "plate" / "bear.####.jpg"), "--mask", str(DEMO / "truth" / "bear.1001.png"),
-                   "--mask-frame", "1001", "-o", str(workdir / "demo" / "m.####.exr"), "--save-model", str(model)],
-                  device)
+    plate, mask, mask_frame = shot or (str(DEMO / "plate" / "bear.####.jpg"), str(DEMO / "truth" / "bear.1001.png"),
+                                       "1001")
+    name = "demo" if shot is None else Path(plate).parent.name
+    first = render([plate, "--mask", mask, "--mask-frame", mask_frame, "-o", str(workdir / "shot" / "m.####.exr"),
+                    "--save-model", str(model), *(["--parent", parent] if parent else [])], device)
+    rows = [{"shot": f"{name}: {first['frames']} x 854x480, fine-tune + inference", **first}]
+    if batch:
+        again = render([plate, "--load-model", str(model), "--batch-size", str(batch),
+                        "-o", str(workdir / "again" / "m.####.exr")], device)
+        rows.append({"shot": f"{name}: the same, inference only, batch {batch}", **again})
     plates = workdir / "plates"
     plates.mkdir(exist_ok=True)
     synthesise(plates, frames)
     exr = render([str(plates / "plate.####.exr"), "--load-model", str(model),
                   "-o", str(workdir / "exr" / "m.####.exr")], device)
-    return [{"shot": "demo: 20 x 854x480 JPEG, fine-tune + inference", **demo},
-            {"shot": f"exr: {frames} x 1920x1080 half EXR, inference only", **exr}]
+    return [*rows, {"shot": f"exr: {frames} x 1920x1080 half EXR, inference only", **exr}]
 
 
 def device_line(device: str) -> str:
@@ -86,12 +95,17 @@ def main() -> None:
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--frames", type=int, default=100, help="EXR frames to synthesise (default: %(default)s)")
     ap.add_argument("--workdir", type=Path, default=None, help="Where plates and mattes go (default: a temp dir)")
+    ap.add_argument("--shot", nargs=3, metavar=("PLATES", "MASK", "MASK_FRAME"), default=None,
+                    help="A shot to fine-tune on instead of the bundled demo (e.g. an 80-frame 480p sequence)")
+    ap.add_argument("--parent", default=None, help="Parent to fine-tune from (default: the shipped one)")
+    ap.add_argument("--batch", type=int, default=0, help="Also render the shot from its model with this batch size")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="osvos-bench-render-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        rows = bench(workdir, args.frames, args.device)
+        rows = bench(workdir, args.frames, args.device, tuple(args.shot) if args.shot else None, args.batch,
+                     args.parent)
     machine = device_line(args.device)
     print(f"\n{machine}; device {args.device}\n")
     print("| shot | process wall (s) | render (s) | fine-tune (s) | inference (s) | frames/s (inference) |")

@@ -21,17 +21,37 @@ import h5py
 import numpy as np
 
 from osvos_plugin.data.davis import default_davis_root
-from osvos_plugin.parent import FOLDS
+from osvos_plugin.parent import FOLDS, HELD_OUT
 from osvos_plugin.weights import hed_weights_path
 
 
-def pack_davis(src: Path, dst: Path, fold_stride: int = 4, other_stride: int = 3) -> int:
-    """Frames and masks of every sequence under ``dst/img`` and ``dst/ann``; returns the frame count."""
+def fold_layout(seq: str) -> tuple[int, tuple[int, int] | None] | None:
+    """Fold validation: fold sequences every 4th frame at 854x480, the ten others every 3rd at 480x270."""
+    return (4, None) if seq in set(FOLDS["a"]) | set(FOLDS["b"]) else (3, (480, 270))
+
+
+def twin_layout(seq: str) -> tuple[int, tuple[int, int] | None] | None:
+    """The held-out twin's training data: the 25 sequences it trains on, every frame, at its 480x270."""
+    return None if seq in HELD_OUT else (1, (480, 270))
+
+
+def heldout_layout(seq: str) -> tuple[int, tuple[int, int] | None] | None:
+    """The five held-out sequences, every frame at 854x480, for scoring renders of the twin."""
+    return (1, None) if seq in HELD_OUT else None
+
+
+LAYOUTS = {"folds": fold_layout, "twin": twin_layout, "heldout": heldout_layout}
+
+
+def pack_davis(src: Path, dst: Path, layout: str = "folds", quality: int = 75) -> int:
+    """Frames and masks of the layout's sequences under ``dst/img`` and ``dst/ann``; returns the frame count."""
     shutil.rmtree(dst, ignore_errors=True)
-    folds = set(FOLDS["a"]) | set(FOLDS["b"])
     n = 0
     for seq in sorted(p.name for p in (src / "JPEGImages/480p").iterdir()):
-        stride, size = (fold_stride, None) if seq in folds else (other_stride, (480, 270))
+        how = LAYOUTS[layout](seq)
+        if how is None:
+            continue
+        stride, size = how
         (dst / "img" / seq).mkdir(parents=True)
         (dst / "ann" / seq).mkdir(parents=True)
         for f in sorted((src / "JPEGImages/480p" / seq).glob("*.jpg"))[::stride]:
@@ -40,7 +60,7 @@ def pack_davis(src: Path, dst: Path, fold_stride: int = 4, other_stride: int = 3
             if size:
                 img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
                 ann = cv2.resize(ann, size, interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(dst / "img" / seq / f"{f.stem}.webp"), img, [cv2.IMWRITE_WEBP_QUALITY, 75])
+            cv2.imwrite(str(dst / "img" / seq / f"{f.stem}.webp"), img, [cv2.IMWRITE_WEBP_QUALITY, quality])
             cv2.imwrite(str(dst / "ann" / seq / f"{f.stem}.png"), np.where(ann > 127, 255, 0).astype(np.uint8),
                         [cv2.IMWRITE_PNG_COMPRESSION, 9])
             n += 1
@@ -67,9 +87,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--davis-root", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path(".gpu"))
+    ap.add_argument("--layout", choices=sorted(LAYOUTS), default="folds",
+                    help="folds: issue 16's fold validation; twin: the held-out twin's training frames; "
+                         "heldout: the five held-out sequences at 854x480")
+    ap.add_argument("--quality", type=int, default=75, help="WebP quality")
+    ap.add_argument("--no-hed", action="store_true", help="Leave the HED weights out (a second call's pack)")
     args = ap.parse_args()
-    n = pack_davis(args.davis_root or default_davis_root(), args.out / "davis")
-    pack_hed(args.out / "site")
+    n = pack_davis(args.davis_root or default_davis_root(), args.out / "davis", args.layout, args.quality)
+    if not args.no_hed:
+        pack_hed(args.out / "site")
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"{n} frames; {args.out}: {size / 2**20:.1f} MiB")
 
