@@ -76,15 +76,60 @@ def bench(device: torch.device, repeats: int, finetune_steps: int) -> list[dict]
     return rows
 
 
+def step_arithmetic(device: torch.device, repeats: int) -> list[dict]:
+    """One fine-tuning step's arithmetic (forward + backward, counted by torch's FlopCounterMode) and time
+    at the fine-tuning size (480x270, fp32), with conv1 frozen (the default) and conv1-conv3 frozen, and a
+    bare torchvision VGG16 ``features`` forward + backward beside them: how close the step runs to what
+    the cores can do, which says whether faster code or less arithmetic is what can speed it up."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from osvos_plugin.losses import deep_supervision_loss
+    from osvos_plugin.training import trainable_parameters
+
+    h, w = 270, 480
+    x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.zeros(1, 1, h, w, device=device)
+    y[..., h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1
+    rows = []
+    for freeze in (1, 3):
+        net = prepare_model(OSVOSNet(), device).train()
+        trainable_parameters(net, freeze)
+
+        def step(net=net) -> None:
+            fused, sides = net.forward_with_sides(x)
+            deep_supervision_loss(fused, sides, y, 0.5).backward()
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        rows.append({"what": f"OSVOS fine-tuning step, conv1-conv{freeze} frozen",
+                     "gflop": counter.get_total_flops() / 1e9, "s": time_it(step, device, repeats)})
+    vgg = prepare_model(torchvision.models.vgg16().features, device).train()
+    def vgg_step() -> None:
+        vgg(x).float().mean().backward()
+
+    with FlopCounterMode(display=False) as counter:
+        vgg_step()
+    rows.append({"what": "torchvision VGG16 features, forward + backward", "gflop": counter.get_total_flops() / 1e9,
+                 "s": time_it(vgg_step, device, repeats)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--finetune-steps", type=int, default=10)
+    ap.add_argument("--arithmetic", action="store_true",
+                    help="Only a fine-tuning step's arithmetic and time (480x270, fp32) against VGG16's")
     args = ap.parse_args()
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if args.arithmetic:
+        print("| 480x270, fp32 | GFLOP | s | GFLOP/s |\n|---|---|---|---|")
+        for r in step_arithmetic(device, args.repeats):
+            print(f"| {r['what']} | {r['gflop']:.1f} | {r['s']:.2f} | {r['gflop'] / r['s']:.0f} |")
+        return
     print("| size | precision | torchvision VGG16 features (s) | OSVOS inference per frame (s) | ratio | "
           "fine-tune step (s) |")
     print("|---|---|---|---|---|---|")

@@ -62,7 +62,8 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
     return out
 
 
-def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedule: str, save_dir=None) -> list[dict]:
+def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedule: str, save_dir=None,
+        finetune_overrides: dict | None = None) -> list[dict]:
     """Fine-tune and segment each sequence as a render with ``settings`` would, at each budget."""
     parent = load_parent(parent_path)
     rows = []
@@ -70,7 +71,7 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
         seq = load_sequence(root, name)
         rgb0 = seq.frames[0].astype(np.float32) / 255
         mask0 = (seq.masks[0] > 127).astype(np.float32)
-        cfg = replace(settings.finetune(), schedule=schedule)
+        cfg = replace(settings.finetune(), schedule=schedule, **(finetune_overrides or {}))
         models = _finetune_budgets(parent, (rgb0, mask0), budgets, cfg)
         for budget in budgets:
             model, t_ft = models.pop(budget)
@@ -121,6 +122,8 @@ def main() -> None:
                     help="Self-training after fine-tuning (default: plugin.json's; 0: off)")
     ap.add_argument("--threshold", type=float, default=None,
                     help="Probability above which a pixel is object (default: plugin.json's)")
+    ap.add_argument("--finetune", default="", metavar="FIELD=VALUE,...",
+                    help="FinetuneConfig fields that are no node parameter, e.g. freeze_stages=3,coarse_size=240")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
     args = ap.parse_args()
@@ -130,8 +133,13 @@ def main() -> None:
     asked = {"process_size": args.process_size, "device": args.device, "flip_average": args.flip_average,
              "self_train_iterations": args.self_train_iterations, "threshold": args.threshold}
     settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
+    overrides = {}
+    for item in filter(None, args.finetune.split(",")):
+        key, value = item.split("=", 1)
+        kind = type(getattr(FinetuneConfig(), key))
+        overrides[key] = kind(value)
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
-               args.schedule, args.save_predictions)
+               args.schedule, args.save_predictions, overrides)
     print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
@@ -145,7 +153,7 @@ def main() -> None:
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
-        meta = {"process_size": settings.process_size, "schedule": args.schedule,
+        meta = {"process_size": settings.process_size, "schedule": args.schedule, "finetune": overrides,
                 "self_train_iterations": settings.self_train_iterations, "flip_average": settings.flip_average,
                 "threshold": settings.threshold}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))

@@ -35,6 +35,10 @@ class FinetuneConfig:
     precision: str = default("precision")
     object_networks: str = default("object_networks")  # several objects: "per_object" networks or "shared"
     freeze_stages: int = 1
+    # Coarse to fine: the first ``coarse_share`` of the steps at a long side of ``coarse_size`` (0: off), the
+    # rest at ``process_size``. A step at half the size costs about a quarter (issue 20: CPUs without AVX-512).
+    coarse_size: int = 0
+    coarse_share: float = 0.5
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
@@ -84,6 +88,17 @@ def _start_model(parent: OSVOSNet | ObjectNets, n: int, object_networks: str) ->
     return parent.with_objects(n)
 
 
+def _sampler(keyframes: list[tuple[np.ndarray, ...]], cfg: FinetuneConfig,
+             device: torch.device) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    """The keyframes' samples at ``process_size``; coarse to fine, the first steps' at ``coarse_size``."""
+    fine = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
+    coarse_steps = round(cfg.iterations * cfg.coarse_share) if 0 < cfg.coarse_size < cfg.process_size else 0
+    if coarse_steps <= 0:
+        return fine
+    coarse = KeyframeSampler(keyframes, cfg.coarse_size, cfg.augment, device, seed=cfg.seed + 1)
+    return lambda step: coarse(step) if step < coarse_steps else fine(step)
+
+
 def finetune(
     parent: OSVOSNet | ObjectNets,
     keyframes: list[tuple[np.ndarray, np.ndarray]],
@@ -118,13 +133,12 @@ def finetune(
     if isinstance(model, ObjectNets):
         # each object's network on samples of its own keyframes alone, drawn as a single-object fine-tune
         # draws them (its own zoom for its own size): the networks end as separate fine-tunes would
-        samplers = [KeyframeSampler([(kf[0], kf[1][k], *kf[2:]) for kf in keyframes], cfg.process_size,
-                                    cfg.augment, device, seed=cfg.seed) for k in range(n)]
+        samplers = [_sampler([(kf[0], kf[1][k], *kf[2:]) for kf in keyframes], cfg, device) for k in range(n)]
 
         def sampler(step: int) -> list[tuple[torch.Tensor, ...]]:
             return [one(step) for one in samplers]
     else:
-        sampler = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
+        sampler = _sampler(keyframes, cfg, device)
     t0 = time.monotonic()
     with shape_varying(device):
         run_training(

@@ -209,3 +209,29 @@ def test_shape_varying_training_turns_cudnn_off_on_cuda_only():
     with shape_varying(torch.device("cuda")):
         assert torch.backends.cudnn.enabled is False
     assert torch.backends.cudnn.enabled == before
+
+
+def test_coarse_to_fine_trains_its_first_steps_at_the_coarse_size(demo_pair, tiny_parent, monkeypatch):
+    """coarse_size: the first coarse_share of the steps see samples at that long side, the rest at
+    process_size (no augmentation here, so a sample's size is the scale-1.0 size exactly)."""
+    import osvos_plugin.finetune as ft
+
+    seen = []
+    real = ft.run_training
+
+    def spy(model, sample, steps, *args, **kwargs):
+        def recording(step):
+            batch = sample(step)
+            seen.append(max(batch[0].shape[-2:]))
+            return batch
+        return real(model, recording, steps, *args, **kwargs)
+
+    monkeypatch.setattr(ft, "run_training", spy)
+    parent, _ = load_checkpoint(tiny_parent)
+    plain = AugmentConfig(scales=(1.0,), flip=False, crop=1.0, rotate_deg=0, colour=0.0, zoom_to=0.0)
+    cfg = FinetuneConfig(iterations=8, augment=plain, coarse_size=64, coarse_share=0.25, **SMALL)
+    finetune(parent, [demo_pair(1001, long_side=128)], cfg)
+    assert seen == [64, 64] + [128] * 6
+    seen.clear()
+    finetune(parent, [demo_pair(1001, long_side=128)], replace(cfg, coarse_size=0))
+    assert seen == [128] * 8

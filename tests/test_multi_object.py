@@ -339,8 +339,9 @@ def test_overlapping_objects_each_decided_on_their_own_probability():
     prob = np.zeros((2, 4, 4), np.float32)
     prob[0, :, :2] = 0.9  # object 1 on the left half
     prob[1, :2, :] = 0.8  # object 2 on the top half: both on the top-left quarter
-    exclusive = Segmenter(OSVOSNet(), InferenceConfig(device="cpu", threshold=0.5)).matte(prob)
-    both = Segmenter(OSVOSNet(), InferenceConfig(device="cpu", threshold=0.5, overlap=True)).matte(prob)
+    hard = {"device": "cpu", "threshold": 0.5, "edge_softness": 0.0}  # the decision rule, without the edge ramp
+    exclusive = Segmenter(OSVOSNet(), InferenceConfig(**hard)).matte(prob)
+    both = Segmenter(OSVOSNet(), InferenceConfig(**hard, overlap=True)).matte(prob)
     assert not ((exclusive[0] > 0) & (exclusive[1] > 0)).any()
     assert np.array_equal(both[0], prob[0] > 0.5) and np.array_equal(both[1], prob[1] > 0.5)
     assert both[0][:2, :2].all() and both[1][:2, :2].all()

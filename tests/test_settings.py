@@ -75,7 +75,7 @@ def test_settings_hand_out_the_configs_a_render_uses():
     assert (st.iterations, st.seed, st.process_size, st.flip_average) == (7, 3, 320, False)
     assert (inf.soft, inf.threshold, inf.process_size, inf.flip_average) == (True, 0.6, 320, False)
     assert inf.batch_size == load_manifest().parameter("batch_size").default
-    assert (inf.edge_refine, inf.edge_grow, inf.edge_softness) == (False, 0.0, 0.0)  # defaults: today's matte
+    assert (inf.edge_refine, inf.edge_grow, inf.edge_softness) == (True, 0.0, 1.0)  # plate edges, anti-aliased
     edges = RenderSettings.resolve({"edge_refine": "on", "edge_grow": "-2.5", "edge_softness": 3}).inference()
     assert (edges.edge_refine, edges.edge_grow, edges.edge_softness) == (True, -2.5, 3.0)
     record = s.provenance("parent.safetensors", "plate.####.exr", [["m.png", 1001]], [1010, 1020])

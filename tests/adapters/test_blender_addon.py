@@ -339,7 +339,7 @@ def test_image_sequence_and_painted_image_to_chosen_folder(blender_python, addon
         "scenario": "image", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
         "plate_first": str(small_plates / "bear.1001.png"), "mask_image": str(small_mask),
         "output_dir": str(out_dir), "current_frame": 1003,
-        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "device": "cpu"},
+        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "edge_softness": 0.0, "device": "cpu"},
         "render_frames": [1003], "size": [96, 54],
     })
     run = result["image"]
