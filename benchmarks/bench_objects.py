@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from osvos_plugin.data.davis import default_davis_root, load_sequence
 from osvos_plugin.evaluation import evaluate_objects
@@ -84,7 +85,12 @@ def run_pair(parent, frames, labels, settings: RenderSettings, stride: int,
     out = {}
     for method in methods:
         t = time.perf_counter()
-        model = finetune(parent, [(frames[0], masks0)], replace(settings.finetune(), object_networks=method))
+        start, networks = parent, method
+        if method == "shared_ovr":  # scouting: the shared network, each object's score its own one-vs-rest
+            start, networks = parent.with_objects(objects), "shared"
+            start.exclusive_objects = False  # per-object sigmoid losses; decided on the maximum
+            start.probabilities = torch.sigmoid
+        model = finetune(start, [(frames[0], masks0)], replace(settings.finetune(), object_networks=networks))
         out[f"{method}_finetune_s"] = time.perf_counter() - t
         seg = Segmenter(model, settings.inference())
         pred = []
@@ -105,7 +111,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--stride", type=int, default=2, help="Score every n-th frame.")
-    ap.add_argument("--methods", default="per_object,shared", help="object_networks values to compare")
+    ap.add_argument("--methods", default="per_object,shared",
+                    help="object_networks values to compare; shared_ovr (scouting): one shared network whose "
+                    "object scores are each trained one-vs-rest, as per_object's networks are")
     ap.add_argument("--timing", default="", metavar="A+B+C",
                     help="Instead of scoring: time fine-tuning (per step) and inference (per frame) for 1, 2 and 3 "
                     "objects of this composite, e.g. bear+dog-agility+soccerball.")
