@@ -108,13 +108,14 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` -> bf16 where the hardware runs it fast, else fp32."""
-    if precision == "fp32":
+    """``auto`` -> bf16 where the hardware runs it fast, else fp32. ``int8`` is inference's alone (see
+    ``quantize.py``): training, and everything around the quantised convolutions, runs in fp32."""
+    if precision in ("fp32", "int8"):
         return torch.float32
     if precision == "bf16":
         return torch.bfloat16
     if precision != "auto":
-        raise ValueError(f"unknown precision {precision!r}: expected auto, fp32 or bf16")
+        raise ValueError(f"unknown precision {precision!r}: expected auto, fp32, bf16 or int8")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32

@@ -85,7 +85,15 @@ class Segmenter:
             raise ValueError(f"edge_softness must be >= 0, got {self.cfg.edge_softness}")
         self._warned_small_guide = False
         self.device = resolve_device(self.cfg.device)
-        self.dtype = resolve_precision(self.cfg.precision, self.device)
+        precision = self.cfg.precision
+        if precision == "int8" and self.device.type != "cpu":
+            log.warning("precision int8 is for CPUs; on %s the network runs in auto precision", self.device)
+            precision = "auto"
+        self.dtype = resolve_precision(precision, self.device)
+        if precision == "int8":
+            from .quantize import quantize_for_cpu
+
+            model = quantize_for_cpu(model, self.cfg.process_size)
         if self.dtype != torch.float32:
             # Inference runs on a low-precision copy rather than under autocast, which would cast every
             # weight again on every call (a fixed cost that dominates at small sizes). The caller's model

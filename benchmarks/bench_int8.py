@@ -1,0 +1,107 @@
+"""Inference in int8 on a CPU (issue 20, ``precision int8``), measured on held-out sequences.
+
+Per sequence: fine-tune on frame 0 as a render does (fp32), then segment every frame three times with the
+render's inference settings (flip averaging, threshold, plate-resolution edges): the network in fp32; its
+convolutions in int8 (``osvos_plugin.quantize``) with activation ranges calibrated on the shot's own
+keyframe and its mirror image; and in int8 as ``precision int8`` renders, calibrated on the bundled demo
+frames. Reported: J and F of each, how much each int8 matte agrees with the fp32 one (J of one against
+the other), and seconds per frame.
+
+    .venv/bin/python benchmarks/bench_int8.py --parent <held-out twin> --json int8.json
+
+The sequences must be held out from the parent's training (the default: the five held out). Never DAVIS val.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from osvos_plugin.data.davis import default_davis_root, load_sequence
+from osvos_plugin.evaluation.metrics import f_measure, jaccard
+from osvos_plugin.finetune import finetune
+from osvos_plugin.imaging import fit_long_side, resize
+from osvos_plugin.inference import Segmenter
+from osvos_plugin.parent import HELD_OUT
+from osvos_plugin.quantize import Int8Model, quantize_for_cpu
+from osvos_plugin.settings import RenderSettings
+from osvos_plugin.weights import load_checkpoint
+
+log = logging.getLogger("bench_int8")
+
+
+def _segment(seg: Segmenter, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    t = time.perf_counter()
+    mattes = [m for _, m in seg.stream(enumerate(frames))]
+    return mattes, (time.perf_counter() - t) / len(frames)
+
+
+def run_sequence(parent, root: Path, name: str, settings: RenderSettings) -> dict:
+    seq = load_sequence(root, name)
+    frames = [f.astype(np.float32) / 255 for f in seq.frames]
+    gts = [m > 127 for m in seq.masks]
+    t = time.perf_counter()
+    model = finetune(parent, [(frames[0], gts[0].astype(np.float32))], settings.finetune())
+    out: dict = {"sequence": name, "frames": len(frames), "finetune_s": time.perf_counter() - t}
+    h, w = frames[0].shape[:2]
+    key = resize(torch.from_numpy(frames[0]).permute(2, 0, 1)[None], fit_long_side(h, w, settings.process_size))
+    nets = {"fp32": model, "int8": Int8Model(model, [key, key.flip(-1)]),
+            "int8 demo": quantize_for_cpu(model, settings.process_size)}
+    inner = range(1, len(frames) - 1)
+    mattes = {}
+    for label, net in nets.items():
+        cfg = settings.inference()
+        mattes[label], per_frame = _segment(Segmenter(net, cfg), frames)
+        hard = [m >= 0.5 for m in mattes[label]]
+        out[label] = {"J": float(np.mean([jaccard(gts[i], hard[i]) for i in inner])),
+                      "F": float(np.mean([f_measure(gts[i], hard[i]) for i in inner])), "s_per_frame": per_frame}
+    for label in ("int8", "int8 demo"):
+        out[label]["agreement_J"] = float(np.mean([jaccard(mattes["fp32"][i] >= 0.5, mattes[label][i] >= 0.5)
+                                                   for i in inner]))
+    out["agreement_J"] = out["int8"]["agreement_J"]
+    log.info("%-17s %s", name, " | ".join(f"{k} J {v['J']:.3f} F {v['F']:.3f} ({v['s_per_frame']:.2f} s/frame)"
+                                          for k, v in out.items() if isinstance(v, dict)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parent", required=True, help="A parent trained without the sequences (e.g. --hold-out).")
+    ap.add_argument("--davis-root", type=Path, default=None)
+    ap.add_argument("--sequences", default=",".join(HELD_OUT))
+    ap.add_argument("--iterations", type=int, default=None, help="Fine-tuning steps (default: plugin.json's)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parent, info = load_checkpoint(args.parent)
+    names = args.sequences.split(",")
+    seen = [n for n in names if f"'{n}'" in str(info.provenance.get("sequences", ""))]
+    if seen:
+        raise SystemExit(f"{args.parent} was trained on {', '.join(seen)}: use a parent that held them out")
+    params = {"device": "cpu", "precision": "fp32"}
+    if args.iterations is not None:
+        params["iterations"] = args.iterations
+    settings = RenderSettings.resolve(params)
+    rows = []
+    for name in names:
+        rows.append(run_sequence(parent, args.davis_root or default_davis_root(), name, settings))
+        if args.json:  # after every sequence, so a long run that is stopped keeps what it measured
+            args.json.write_text(json.dumps({"parent": args.parent, "rows": rows}, indent=1))
+    print("| sequence | fp32 J / F (s/frame) | int8, keyframe-calibrated: J / F (s/frame), agreement | "
+          "int8, demo-calibrated: J / F, agreement |")
+    print("|---|---|---|---|")
+    for r in rows:
+        a, b, c = r["fp32"], r["int8"], r["int8 demo"]
+        print(f"| {r['sequence']} | {a['J']:.3f} / {a['F']:.3f} ({a['s_per_frame']:.2f}) | {b['J']:.3f} / "
+              f"{b['F']:.3f} ({b['s_per_frame']:.2f}), {b['agreement_J']:.3f} | {c['J']:.3f} / {c['F']:.3f}, "
+              f"{c['agreement_J']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
