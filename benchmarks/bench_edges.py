@@ -129,7 +129,7 @@ def run_sequence(parent, root: Path, name: str, settings: RenderSettings, runs: 
     return rows
 
 
-def timing(parent, root: Path, name: str, repeats: int = 3) -> list[dict]:
+def timing(root: Path, name: str, repeats: int = 3) -> list[dict]:
     """Seconds per frame of the upsampling alone (bilinear vs guided) at 1080p and UHD, network at 480."""
     import torch
     import torch.nn.functional as F
@@ -205,7 +205,7 @@ def main() -> None:
     root = args.davis_root or default_davis_root()
     names = args.sequences.split(",")
     if args.timing:
-        rows = timing(None, root, names[0])
+        rows = timing(root, names[0])
         if args.json:
             args.json.write_text(json.dumps({"timing": rows}, indent=1))
         return

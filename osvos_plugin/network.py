@@ -149,7 +149,11 @@ class OSVOSNet(nn.Module):
         nn.init.zeros_(self.fuse.bias)
 
     def _side_features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        x = self.norm(rgb)
+        return self.trunk_features(self.norm(rgb))
+
+    def trunk_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four side features of a normalised input: all of the network's convolutions but the fusion
+        (what ``quantize.py`` runs in int8)."""
         preps = []
         for i, stage in enumerate(self.stages):
             x = stage(x)

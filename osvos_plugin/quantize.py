@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .imaging import fit_long_side, resize
-from .network import OSVOS_SIDE_STAGES, ObjectNets, OSVOSNet
+from .network import ObjectNets, OSVOSNet
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,7 @@ class _Trunk(torch.nn.Module):
         super().__init__()
         self.stages, self.side_prep = net.stages, net.side_prep
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        preps = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in OSVOS_SIDE_STAGES:
-                preps.append(self.side_prep[OSVOS_SIDE_STAGES.index(i)](x))
-        return preps
+    forward = OSVOSNet.trunk_features
 
 
 class _Int8Net(torch.nn.Module):
