@@ -39,7 +39,7 @@ from osvos_plugin.data.davis import default_davis_root, load_sequence
 from osvos_plugin.evaluation.metrics import f_measure, jaccard
 from osvos_plugin.finetune import finetune
 from osvos_plugin.inference import Segmenter
-from osvos_plugin.parent import HELD_OUT
+from osvos_plugin.parent import HELD_OUT, seen_sequences
 from osvos_plugin.settings import RenderSettings
 from osvos_plugin.weights import load_checkpoint
 
@@ -212,7 +212,7 @@ def main() -> None:
     if not args.parent:
         ap.error("--parent is required")
     parent, info = load_checkpoint(args.parent)
-    seen = [n for n in names if f"'{n}'" in str(info.provenance.get("sequences", ""))]
+    seen = seen_sequences(info.provenance, names)
     if seen and not args.allow_seen:
         raise SystemExit(f"{args.parent} was trained on {', '.join(seen)}: use a parent that held them out "
                          "(osvos-train-parent --hold-out), or --allow-seen")

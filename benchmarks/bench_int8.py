@@ -28,7 +28,7 @@ from osvos_plugin.evaluation.metrics import f_measure, jaccard
 from osvos_plugin.finetune import finetune
 from osvos_plugin.imaging import fit_long_side, resize
 from osvos_plugin.inference import Segmenter
-from osvos_plugin.parent import HELD_OUT
+from osvos_plugin.parent import HELD_OUT, seen_sequences
 from osvos_plugin.quantize import Int8Model, quantize_for_cpu
 from osvos_plugin.settings import RenderSettings
 from osvos_plugin.weights import load_checkpoint
@@ -81,7 +81,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parent, info = load_checkpoint(args.parent)
     names = args.sequences.split(",")
-    seen = [n for n in names if f"'{n}'" in str(info.provenance.get("sequences", ""))]
+    seen = seen_sequences(info.provenance, names)
     if seen:
         raise SystemExit(f"{args.parent} was trained on {', '.join(seen)}: use a parent that held them out")
     params = {"device": "cpu", "precision": "fp32"}

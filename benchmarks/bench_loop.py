@@ -31,7 +31,7 @@ from osvos_plugin.data.davis import default_davis_root, load_sequence
 from osvos_plugin.evaluation.metrics import jaccard
 from osvos_plugin.finetune import finetune
 from osvos_plugin.inference import Segmenter
-from osvos_plugin.parent import HELD_OUT
+from osvos_plugin.parent import HELD_OUT, seen_sequences
 from osvos_plugin.review import matte_stats, review
 from osvos_plugin.settings import RenderSettings
 from osvos_plugin.weights import load_checkpoint
@@ -134,7 +134,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parent, info = load_checkpoint(args.parent)
     names = args.sequences.split(",")
-    seen = [n for n in names if f"'{n}'" in str(info.provenance.get("sequences", ""))]
+    seen = seen_sequences(info.provenance, names)
     if seen and not args.allow_seen:
         raise SystemExit(f"{args.parent} was trained on {', '.join(seen)}: use a parent that held them out "
                          "(osvos-train-parent --hold-out), or --allow-seen")

@@ -107,6 +107,30 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _supported_engines() -> list[str]:
+    return list(torch.backends.quantized.supported_engines)
+
+
+def int8_engine() -> str | None:
+    """The quantised engine int8 inference runs on here (``quantize.py``), or None where PyTorch has no x86
+    one (e.g. ARM)."""
+    engines = _supported_engines()
+    return next((e for e in ("onednn", "x86") if e in engines), None)
+
+
+def inference_precision(precision: str, device: torch.device) -> str:
+    """What inference runs in here, for a ``precision`` parameter. ``auto``: bf16 where the hardware runs it
+    fast, else int8 on an x86 CPU (as accurate as fp32 on held-out shots at about twice its speed:
+    BENCHMARKS.md, "Inference in int8"), else fp32. int8 asked for where it cannot run (a GPU, a CPU without
+    x86 int8 kernels) runs auto's choice there, with a warning."""
+    if precision == "int8" and (device.type != "cpu" or int8_engine() is None):
+        log.warning("precision int8 needs an x86-64 CPU; on %s the network runs in auto precision", device)
+        precision = "auto"
+    if precision == "auto" and device.type == "cpu" and not cpu_has_fast_bf16() and int8_engine() is not None:
+        return "int8"
+    return precision
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto`` -> bf16 where the hardware runs it fast, else fp32. ``int8`` is inference's alone (see
     ``quantize.py``): training, and everything around the quantised convolutions, runs in fp32."""

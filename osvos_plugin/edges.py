@@ -4,19 +4,39 @@ The network runs at the processing size, so its probability upsampled bilinearly
 the blow-up smears it. ``guided_upsample`` lets the full-resolution plate decide where the edge goes (a
 fast guided filter), and ``alpha_from_probability`` turns a probability into an alpha that is exactly 1 in
 the object's core, exactly 0 outside and ramps only across the edge, which can be grown, shrunk, feathered
-or anti-aliased. Both are pure per-frame functions (numpy and OpenCV, no temporal state), so they add no
-flicker beyond the network's own.
+or anti-aliased. Both are pure per-frame functions (no temporal state), so they add no flicker beyond the
+network's own. The guided filter has a numpy/OpenCV form (the fastest on a CPU) and a torch one for a
+batch on the network's device (a GPU), which agree to within float32.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges mirrored (so the border is not pulled towards 0)."""
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def _solve3(s: dict, cx, cy, cz):  # noqa: ANN001, ANN202 - numpy arrays or torch tensors alike
+    """(cov + eps) ^ -1 @ (cx, cy, cz) per pixel, the symmetric 3x3 inverse in closed form (cofactors);
+    ``s``: the six distinct entries, keyed by ``_PAIRS``."""
+    c00 = s[1, 1] * s[2, 2] - s[1, 2] * s[1, 2]
+    c01 = s[0, 2] * s[1, 2] - s[0, 1] * s[2, 2]
+    c02 = s[0, 1] * s[1, 2] - s[0, 2] * s[1, 1]
+    c11 = s[0, 0] * s[2, 2] - s[0, 2] * s[0, 2]
+    c12 = s[0, 1] * s[0, 2] - s[0, 0] * s[1, 2]
+    c22 = s[0, 0] * s[1, 1] - s[0, 1] * s[0, 1]
+    det = s[0, 0] * c00 + s[0, 1] * c01 + s[0, 2] * c02
+    return ((c00 * cx + c01 * cy + c02 * cz) / det, (c01 * cx + c11 * cy + c12 * cz) / det,
+            (c02 * cx + c12 * cy + c22 * cz) / det)
 
 
 def guided_upsample(prob_small: np.ndarray, guide_rgb: np.ndarray, radius: float, eps: float) -> np.ndarray:
@@ -46,20 +66,10 @@ def guided_upsample(prob_small: np.ndarray, guide_rgb: np.ndarray, radius: float
         i = small.astype(np.float64)
         mean_i, mean_p = _box(i, r), _box(p, r)  # (h, w, 3), (h, w)
         cov_ip = _box(i * p[..., None], r) - mean_i * mean_p[..., None]
-        # the guide's 3x3 covariance in each window (+ eps on the diagonal), inverted in closed form
-        s = {}
-        for m, n in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
-            s[m, n] = _box(i[..., m] * i[..., n], r) - mean_i[..., m] * mean_i[..., n] + (eps if m == n else 0.0)
-        c00 = s[1, 1] * s[2, 2] - s[1, 2] * s[1, 2]
-        c01 = s[0, 2] * s[1, 2] - s[0, 1] * s[2, 2]
-        c02 = s[0, 1] * s[1, 2] - s[0, 2] * s[1, 1]
-        c11 = s[0, 0] * s[2, 2] - s[0, 2] * s[0, 2]
-        c12 = s[0, 1] * s[0, 2] - s[0, 0] * s[1, 2]
-        c22 = s[0, 0] * s[1, 1] - s[0, 1] * s[0, 1]
-        det = s[0, 0] * c00 + s[0, 1] * c01 + s[0, 2] * c02
-        cx, cy, cz = cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]
-        a = np.stack([c00 * cx + c01 * cy + c02 * cz, c01 * cx + c11 * cy + c12 * cz,
-                      c02 * cx + c12 * cy + c22 * cz], axis=-1) / det[..., None]
+        # the guide's 3x3 covariance in each window (+ eps on the diagonal)
+        cov_ii = {(m, n): _box(i[..., m] * i[..., n], r) - mean_i[..., m] * mean_i[..., n] + (eps if m == n else 0.0)
+                  for m, n in _PAIRS}
+        a = np.stack(_solve3(cov_ii, cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]), axis=-1)
         b = mean_p - np.sum(a * mean_i, axis=-1)
     mean_a, mean_b = _box(a, r).astype(np.float32), _box(b, r).astype(np.float32)
     if (H, W) != (h, w):
@@ -71,6 +81,59 @@ def guided_upsample(prob_small: np.ndarray, guide_rgb: np.ndarray, radius: float
         q = cv2.transform(cv2.multiply(mean_a, guide), np.ones((1, 3), np.float32))
     q = cv2.add(q, mean_b)
     return np.clip(q, 0.0, 1.0, out=q).astype(np.float32, copy=False)
+
+
+def _area_matrix(n_out: int, n_in: int, device: torch.device) -> torch.Tensor:
+    """(n_out, n_in) weights of an area-average shrink along one axis: each output pixel the mean of the input
+    pixels it covers, fractions counted (what OpenCV's INTER_AREA does, so both paths see the same guide)."""
+    s = n_in / n_out
+    lo = torch.arange(n_out, dtype=torch.float64)[:, None] * s
+    j = torch.arange(n_in, dtype=torch.float64)[None, :]
+    overlap = (torch.minimum(lo + s, j + 1) - torch.maximum(lo, j)).clamp_min(0)
+    return (overlap / s).to(device=device, dtype=torch.float32)
+
+
+def _box_tensor(x: torch.Tensor, r: int) -> torch.Tensor:
+    """``_box`` for (N, C, h, w) tensors: the window mean, edges mirrored with the edge pixel repeated."""
+    h, w = x.shape[-2:]
+
+    def mirrored(n: int) -> torch.Tensor:  # source index of each padded position (any r, even r >= n)
+        i = torch.remainder(torch.arange(-r, n + r, device=x.device), 2 * n)
+        return torch.where(i >= n, 2 * n - 1 - i, i)
+
+    return F.avg_pool2d(x[..., mirrored(h)[:, None], mirrored(w)[None, :]], 2 * r + 1, stride=1)
+
+
+def guided_upsample_tensor(prob_small: torch.Tensor, guide: torch.Tensor, radius: float, eps: float) -> torch.Tensor:
+    """``guided_upsample`` for a batch, on the tensors' device: probabilities (N, K, h, w) (K objects) and
+    guides (N, 3 or 1, H, W) in, (N, K, H, W) float32 in [0, 1] out, to within float32 of it. On a GPU it
+    keeps the plate-resolution edge from becoming the render's bottleneck on the CPU (issue 20)."""
+    n, k, h, w = prob_small.shape
+    guide = guide.float().clamp(0.0, 1.0)
+    c, (H, W) = guide.shape[1], guide.shape[-2:]
+    small = guide if (H, W) == (h, w) else torch.einsum(
+        "yh,nchw,xw->ncyx", _area_matrix(h, H, guide.device), guide, _area_matrix(w, W, guide.device))
+    r = max(1, int(round(radius * 0.5 * (w / W + h / H))))
+    p = prob_small.float()
+    if c == 1:
+        stats = _box_tensor(torch.cat([small, p, small * p, small * small], dim=1), r)
+        mean_i, mean_p, m_ip, m_ii = stats[:, :1], stats[:, 1:1 + k], stats[:, 1 + k:1 + 2 * k], stats[:, -1:]
+        a = ((m_ip - mean_i * mean_p) / (m_ii - mean_i * mean_i + eps))[:, :, None]  # (n, k, 1, h, w)
+    else:
+        ip = (small[:, None] * p[:, :, None]).reshape(n, 3 * k, h, w)
+        ii = torch.stack([small[:, m] * small[:, q] for m, q in _PAIRS], dim=1)
+        stats = _box_tensor(torch.cat([small, p, ip, ii], dim=1), r)
+        mean_i, mean_p = stats[:, :3], stats[:, 3:3 + k]
+        cov_ip = stats[:, 3 + k:3 + 4 * k].reshape(n, k, 3, h, w) - mean_i[:, None] * mean_p[:, :, None]
+        cov_ii = {(m, q): (stats[:, 3 + 4 * k + j] - mean_i[:, m] * mean_i[:, q] + (eps if m == q else 0.0))[:, None]
+                  for j, (m, q) in enumerate(_PAIRS)}
+        a = torch.stack(_solve3(cov_ii, cov_ip[:, :, 0], cov_ip[:, :, 1], cov_ip[:, :, 2]), dim=2)
+    b = mean_p - (a * mean_i[:, None]).sum(dim=2)
+    ab = _box_tensor(torch.cat([a.reshape(n, k * c, h, w), b], dim=1), r)
+    if (H, W) != (h, w):
+        ab = F.interpolate(ab, size=(H, W), mode="bilinear", align_corners=False)
+    q = (ab[:, :k * c].reshape(n, k, c, H, W) * guide[:, None]).sum(dim=2) + ab[:, k * c:]
+    return q.clamp_(0.0, 1.0)
 
 
 def _band_distance(prob: np.ndarray, threshold: float, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from osvos_contract.manifest import default
 
-from .device import prepare_model, resolve_device, resolve_precision
-from .edges import alpha_from_probability, guided_upsample
+from .device import inference_precision, prepare_model, resolve_device, resolve_precision
+from .edges import alpha_from_probability, guided_upsample, guided_upsample_tensor
 from .imaging import fit_long_side, resize
 from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .network import OSVOSNet, object_probabilities
@@ -85,10 +85,8 @@ class Segmenter:
             raise ValueError(f"edge_softness must be >= 0, got {self.cfg.edge_softness}")
         self._warned_small_guide = False
         self.device = resolve_device(self.cfg.device)
-        precision = self.cfg.precision
-        if precision == "int8" and self.device.type != "cpu":
-            log.warning("precision int8 is for CPUs; on %s the network runs in auto precision", self.device)
-            precision = "auto"
+        self._edges_on_device = self.device.type != "cpu"  # the guided filter: OpenCV is fastest on a CPU
+        precision = inference_precision(self.cfg.precision, self.device)
         self.dtype = resolve_precision(precision, self.device)
         if precision == "int8":
             from .quantize import quantize_for_cpu
@@ -124,13 +122,14 @@ class Segmenter:
         size = (h, w) if self.cfg.process_size <= 0 else fit_long_side(h, w, self.cfg.process_size)
         x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
         out_h, out_w = out_size or (h, w)
-        probs = self._probabilities(frames, x, (out_h, out_w))
+        probs = self._probabilities(frames, batch, x, (out_h, out_w))
         return self._snapped(frames, x, probs) if self.cfg.boundary_snap else probs
 
-    def _probabilities(self, frames: list[np.ndarray], x: torch.Tensor, out_size: tuple[int, int]) -> list[np.ndarray]:
+    def _probabilities(self, frames: list[np.ndarray], plates: torch.Tensor, x: torch.Tensor,
+                       out_size: tuple[int, int]) -> list[np.ndarray]:
         out_h, out_w = out_size
         if self.cfg.edge_refine:
-            return self._refined(frames, x, (out_h, out_w))
+            return self._refined(frames, plates, x, (out_h, out_w))
         if self.cfg.flip_average:
             # The frame and its mirror image in one batch; the mirrored answer is flipped back, and the
             # probabilities (not the logits, so one confident view cannot outvote the other) averaged.
@@ -151,24 +150,30 @@ class Segmenter:
         prob = prob.cpu().numpy()
         return list(prob[:, 0]) if prob.shape[1] == 1 else list(prob)
 
-    def _refined(self, frames: list[np.ndarray], x: torch.Tensor, out_size: tuple[int, int]) -> list[np.ndarray]:
-        """The probability at the processing size, upsampled to ``out_size`` with each frame as the guide."""
+    def _refined(self, frames: list[np.ndarray], plates: torch.Tensor, x: torch.Tensor,
+                 out_size: tuple[int, int]) -> list[np.ndarray]:
+        """The probability at the processing size, upsampled to ``out_size`` with each frame as the guide: on a
+        CPU frame by frame in OpenCV, elsewhere the batch on the device (``plates``: the frames there)."""
         if self.cfg.flip_average:  # as in ``probabilities``: the mean of the frame's and its mirror's
             both = self._object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
             n = x.shape[0]
             prob = 0.5 * (both[:n] + both[n:].flip(-1))
         else:
             prob = self._object_probabilities(self.model(x).float())
+        if plates.shape[-2:] != out_size and not self._warned_small_guide:
+            log.warning("edge refinement: frames of %s guide a %s matte; pass the plate at full size "
+                        "for plate-resolution edges", tuple(plates.shape[-2:]), out_size)
+            self._warned_small_guide = True
+        radius = EDGE_RADIUS * 0.5 * (out_size[-2] / prob.shape[-2] + out_size[-1] / prob.shape[-1])
+        if self._edges_on_device:
+            if plates.shape[-2:] != out_size:
+                plates = F.interpolate(plates, size=out_size, mode="bilinear", align_corners=False)
+            return self._per_frame(guided_upsample_tensor(prob, plates, radius, EDGE_EPS))
         out = []
         for small, rgb in zip(prob.cpu().numpy(), frames, strict=True):
             if rgb.shape[:2] != out_size:
-                if not self._warned_small_guide:
-                    log.warning("edge refinement: frames of %s guide a %s matte; pass the plate at full size "
-                                "for plate-resolution edges", rgb.shape[:2], out_size)
-                    self._warned_small_guide = True
                 rgb = cv2.resize(rgb, out_size[::-1], interpolation=cv2.INTER_LINEAR)
-            scale = 0.5 * (out_size[-2] / small.shape[-2] + out_size[-1] / small.shape[-1])
-            up = [guided_upsample(p, rgb, EDGE_RADIUS * scale, EDGE_EPS) for p in small]
+            up = [guided_upsample(p, rgb, radius, EDGE_EPS) for p in small]
             out.append(up[0] if len(up) == 1 else np.stack(up))
         return out
 

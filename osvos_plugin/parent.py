@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,13 @@ class FrameSampler:
         image = torch.cat([p[0] for p in pairs]).contiguous(memory_format=torch.channels_last)
         mask = torch.cat([p[1] for p in pairs])
         return image, mask
+
+
+def seen_sequences(provenance: dict, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` a parent was trained on, by the sequence list ``train_parent`` records in it: a
+    held-out figure needs a parent that saw none of them."""
+    trained = set(provenance.get("sequences") or ())
+    return [n for n in names if n in trained]
 
 
 def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -7,6 +7,11 @@ convolutions; input normalisation, the fusion and the bilinear upsampling stay f
 are calibrated on frames of the bundled demo shot, not on the shot being rendered, so every render and
 every farm chunk quantises a given model the same way (a matte's fingerprint holds the model and the
 ``precision`` parameter, which is then all that decides it). Fine-tuning always runs in float32.
+
+The kernels are oneDNN's, with the x86 backend's observers: activations in 7 bits (``reduce_range``), since
+without AVX-512 VNNI the 8-bit products are summed in 16 bits and would saturate; full 8-bit activations
+disagree with float32 on a fifth of the matte there. PyTorch's ``x86`` engine runs the same numbers slower
+on AVX2 (BENCHMARKS.md, "Inference in int8").
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import int8_engine
 from .imaging import fit_long_side, resize
 from .network import ObjectNets, OSVOSNet
 
@@ -67,7 +73,11 @@ class Int8Model(torch.nn.Module):
 
     def __init__(self, model: OSVOSNet | ObjectNets, calibration: list[torch.Tensor]) -> None:
         super().__init__()
-        torch.backends.quantized.engine = "x86"
+        engine = int8_engine()
+        if engine is None:
+            raise RuntimeError("precision int8 needs an x86-64 CPU (PyTorch's onednn or x86 engine); "
+                               "use precision auto or fp32 on this machine")
+        torch.backends.quantized.engine = engine  # the kernels are packed for it when each net converts
         nets = list(model.nets) if isinstance(model, ObjectNets) else [model]
         self.nets = torch.nn.ModuleList(_Int8Net(net, calibration) for net in nets)
         self.exclusive_objects = getattr(model, "exclusive_objects", True)

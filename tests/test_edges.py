@@ -3,8 +3,9 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from osvos_plugin.edges import alpha_from_probability, guided_upsample, signed_distance
+from osvos_plugin.edges import alpha_from_probability, guided_upsample, guided_upsample_tensor, signed_distance
 
 
 def crossing(row: np.ndarray, level: float = 0.5) -> float:
@@ -49,6 +50,23 @@ def test_guided_upsampling_puts_the_edge_where_the_plate_has_it(square):
         assert abs(crossing(q[row]) - true_left) <= 1 and abs(crossing(q[row, ::-1]) - true_right) <= 1
         assert abs(crossing(q[:, row]) - true_left) <= 1  # vertically too
         assert np.array_equal(q >= 0.5, truth > 0)  # the hard matte is the object, pixel for pixel
+
+
+def test_the_batch_form_on_tensors_is_the_same_filter(square):
+    """``guided_upsample_tensor`` (a GPU's path) agrees with ``guided_upsample`` to within float32: RGB or
+    grey guides, several objects and frames at once, at a size the shrink does not divide evenly."""
+    plate, small, _ = square
+    plate = cv2.resize(plate, (SIZE * 7 // 4, SIZE), interpolation=cv2.INTER_LINEAR)  # 1.75 : 1, not a multiple
+    small = cv2.resize(small, (small.shape[1] * 7 // 4, small.shape[0]), interpolation=cv2.INTER_LINEAR)
+    rng = np.random.default_rng(0)
+    probs = np.stack([small, 1.0 - small, rng.random(small.shape, np.float32)])  # three objects
+    for guide in (plate, plate.mean(axis=2)):
+        g = torch.from_numpy(guide if guide.ndim == 3 else guide[..., None]).permute(2, 0, 1)[None]
+        got = guided_upsample_tensor(torch.from_numpy(probs)[None].repeat(2, 1, 1, 1), g.repeat(2, 1, 1, 1), 8.0, 1e-3)
+        assert got.shape == (2, 3) + plate.shape[:2] and got.dtype == torch.float32
+        for k, p in enumerate(probs):
+            want = guided_upsample(p, guide, 8.0, 1e-3)
+            assert np.abs(got[1, k].numpy() - want).max() < 1e-4
 
 
 def test_guided_upsampling_keeps_flat_regions_and_is_deterministic(square):

@@ -204,3 +204,23 @@ def test_edge_refine_guides_the_upsampling_with_the_plate(demo_pair, segmenter_f
     # frames smaller than the matte still work (the guide is then the enlarged frame)
     small_frame = np.ascontiguousarray(rgb[::2, ::2])
     assert refined.probabilities([small_frame], out_size=rgb.shape[:2])[0].shape == rgb.shape[:2]
+
+
+@pytest.mark.parametrize("objects", [1, 2])
+def test_edges_on_the_device_match_the_cpu_path(demo_pair, segmenter_factory, objects):
+    """On a GPU the guided filter runs on the batch there (``guided_upsample_tensor``); the same path run
+    here gives the OpenCV path's probabilities to within float32, for one object and for several, and the
+    same alpha."""
+    frames = [demo_pair(f, long_side=150)[0] for f in (1001, 1006, 1011)]
+    seg = segmenter_factory(threshold=0.5, edge_refine=True, edge_softness=1.0, flip_average=True, batch_size=3)
+    if objects == 2:
+        seg.model = seg.model.with_objects(2).eval()
+        seg._object_probabilities = seg.model.probabilities
+    cpu = seg.probabilities(frames)
+    seg._edges_on_device = True
+    device = seg.probabilities(frames)
+    for a, b in zip(cpu, device, strict=True):
+        assert a.shape == b.shape == ((objects,) if objects > 1 else ()) + frames[0].shape[:2]
+        assert a.dtype == b.dtype == np.float32 and np.abs(a - b).max() < 1e-4
+        ma, mb = seg.matte(a), seg.matte(b)  # the alpha ramp moves with the probability, continuously
+        assert np.abs(ma - mb).max() < 1e-3

@@ -80,3 +80,58 @@ def test_unknown_precision_is_refused():
 
     with pytest.raises(ValueError, match="int8"):
         resolve_precision("int4", torch.device("cpu"))
+
+
+def test_int8_without_an_x86_engine_falls_back_with_a_warning(monkeypatch, caplog, tiny_parent):
+    """On a CPU PyTorch has no x86 int8 engine for (ARM: qnnpack only), int8 is refused by name where a model
+    is quantised directly, and a render runs in auto precision, as on a GPU, saying so."""
+    from osvos_plugin.quantize import Int8Model
+
+    monkeypatch.setattr("osvos_plugin.device._supported_engines", lambda: ["qnnpack", "none"])
+    model, _ = load_checkpoint(tiny_parent)
+    with pytest.raises(RuntimeError, match="x86-64"):
+        Int8Model(model, [torch.rand(1, 3, 32, 32)])
+    with caplog.at_level("WARNING", logger="osvos_plugin.device"):
+        seg = Segmenter(model, InferenceConfig(precision="int8", device="cpu", process_size=64))
+    assert not isinstance(seg.model, Int8Model) and "x86-64" in caplog.text
+
+
+def test_int8_runs_on_onednn_with_seven_bit_activations(demo_pair, tiny_parent):
+    """The kernels are oneDNN's where PyTorch has them, with activations in 7 bits: 8-bit ones would
+    saturate AVX2's 16-bit sums (quantize.py)."""
+    from osvos_plugin.device import int8_engine
+    from osvos_plugin.quantize import Int8Model
+
+    if "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this PyTorch has no onednn engine")
+    model, _ = load_checkpoint(tiny_parent)
+    rgb, _ = demo_pair(1001, long_side=96)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    int8 = Int8Model(model, [x])
+    assert int8_engine() == "onednn" and torch.backends.quantized.engine == "onednn"
+    seen = []  # each quantised convolution's share of outputs within 7 bits
+    for m in int8.modules():
+        if "quantized" in type(m).__module__ and hasattr(m, "scale"):
+            m.register_forward_hook(lambda _m, _i, out: seen.append(float((out.int_repr() <= 127).float().mean())))
+    with torch.inference_mode():
+        int8(x)
+    assert len(seen) >= 10 and min(seen) >= 0.99, seen
+
+
+@pytest.mark.parametrize(("fast_bf16", "engines", "want"), [
+    (False, ["onednn", "x86", "fbgemm"], "int8"),  # an AVX2 x86 CPU
+    (True, ["onednn", "x86", "fbgemm"], "auto"),  # AVX512-BF16: bf16 (resolve_precision)
+    (False, ["qnnpack"], "auto"),  # ARM: fp32
+])
+def test_auto_infers_in_int8_on_x86_cpus_without_fast_bf16(monkeypatch, fast_bf16, engines, want):
+    """auto's choice at inference (fine-tuning keeps resolve_precision's: fp32 without fast bf16)."""
+    from osvos_plugin import device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(device, "_supported_engines", lambda: engines)
+    cpu = torch.device("cpu")
+    assert device.inference_precision("auto", cpu) == want
+    assert device.inference_precision("fp32", cpu) == "fp32" and device.inference_precision("bf16", cpu) == "bf16"
+    assert device.inference_precision("auto", torch.device("cuda")) == "auto"
+    assert device.inference_precision("int8", torch.device("cuda")) == "auto"
+    assert device.resolve_precision("auto", cpu) == (torch.bfloat16 if fast_bf16 else torch.float32)

@@ -8,7 +8,7 @@ import torch
 from osvos_plugin.augment import AugmentConfig
 from osvos_plugin.cli.train_parent import main as train_main
 from osvos_plugin.jobs import Cancelled
-from osvos_plugin.parent import ParentConfig, train_parent
+from osvos_plugin.parent import ParentConfig, seen_sequences, train_parent
 from osvos_plugin.weights import load_checkpoint, read_checkpoint_info, save_checkpoint
 
 DEMO = __import__("pathlib").Path(__file__).resolve().parents[1] / "osvos_plugin" / "demo" / "bear"
@@ -56,7 +56,10 @@ def test_cli_excludes_and_reports_bad_root(mini_davis, tmp_path, capsys):
     code = train_main(["--davis-root", str(mini_davis), "--out", str(tmp_path / "o"), "--iterations", "1",
                        "--long-side", "48", "--exclude", "bear-b", "--device", "cpu", "--progress", "none"])
     assert code == 0
-    assert read_checkpoint_info(tmp_path / "o" / "parent.safetensors").provenance["sequences"] == ["bear-a"]
+    provenance = read_checkpoint_info(tmp_path / "o" / "parent.safetensors").provenance
+    assert provenance["sequences"] == ["bear-a"]
+    # what the held-out benchmarks check before they score: the excluded sequence counts as unseen
+    assert seen_sequences(provenance, ["bear-b", "bear-a", "bear"]) == ["bear-a"]
     code = train_main(["--davis-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p"), "--iterations", "1"])
     assert code == 3
     assert "not a DAVIS root" in capsys.readouterr().err
