@@ -119,16 +119,18 @@ def int8_engine() -> str | None:
 
 
 def inference_precision(precision: str, device: torch.device) -> str:
-    """What inference runs in here, for a ``precision`` parameter. ``auto``: bf16 where the hardware runs it
-    fast, else int8 on an x86 CPU (as accurate as fp32 on held-out shots at about twice its speed:
-    BENCHMARKS.md, "Inference in int8"), else fp32. int8 asked for where it cannot run (a GPU, a CPU without
-    x86 int8 kernels) runs auto's choice there, with a warning."""
+    """What inference runs in here (int8, bf16 or fp32) for a ``precision`` parameter. ``auto``: bf16 where
+    the hardware runs it fast, else int8 on an x86 CPU (as accurate as fp32 on held-out shots at about twice
+    its speed: BENCHMARKS.md, "Inference in int8"), else fp32. int8 asked for where it cannot run (a GPU, a
+    CPU without x86 int8 kernels) runs auto's choice there, with a warning."""
     if precision == "int8" and (device.type != "cpu" or int8_engine() is None):
         log.warning("precision int8 needs an x86-64 CPU; on %s the network runs in auto precision", device)
         precision = "auto"
     if precision == "auto" and device.type == "cpu" and not cpu_has_fast_bf16() and int8_engine() is not None:
         return "int8"
-    return precision
+    if precision == "int8":
+        return precision
+    return "bf16" if resolve_precision(precision, device) == torch.bfloat16 else "fp32"
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

@@ -20,6 +20,7 @@ from typing import Any
 from osvos_contract.patterns import OBJECT_TOKEN, object_output, split_token, without_object_token
 
 from . import __version__
+from .device import inference_precision, resolve_device
 from .errors import InputError
 from .io import PlateError, check_frames_exist, format_frame_path, object_names, read_matte_metadata, resolve_sequence
 from .models import default_parent_path
@@ -152,7 +153,10 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     kept = _kept_model(keep, settings, job, identity, keyframes, painted) if keep is not None else None
     if kept is not None:  # the mattes record how their model was made: reused as it was, or continued
         identity = kept.identity
-    fingerprint = Fingerprint.of(__version__, settings.as_params(), identity)
+    params = settings.as_params()
+    if params.get("precision") == "auto":  # what auto runs as on this machine makes the mattes' numbers
+        params["precision"] = f"auto ({inference_precision('auto', resolve_device(settings.device))})"
+    fingerprint = Fingerprint.of(__version__, params, identity)
     todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint, files)
     if kept is not None and kept.new_frames:  # a correction: the frames nearest it first, to be seen first
         todo.sort(key=lambda i: (min(abs(frames[i][0] - f) for f in kept.new_frames), frames[i][0]))

@@ -120,8 +120,8 @@ def test_int8_runs_on_onednn_with_seven_bit_activations(demo_pair, tiny_parent):
 
 @pytest.mark.parametrize(("fast_bf16", "engines", "want"), [
     (False, ["onednn", "x86", "fbgemm"], "int8"),  # an AVX2 x86 CPU
-    (True, ["onednn", "x86", "fbgemm"], "auto"),  # AVX512-BF16: bf16 (resolve_precision)
-    (False, ["qnnpack"], "auto"),  # ARM: fp32
+    (True, ["onednn", "x86", "fbgemm"], "bf16"),  # AVX512-BF16
+    (False, ["qnnpack"], "fp32"),  # ARM
 ])
 def test_auto_infers_in_int8_on_x86_cpus_without_fast_bf16(monkeypatch, fast_bf16, engines, want):
     """auto's choice at inference (fine-tuning keeps resolve_precision's: fp32 without fast bf16)."""
@@ -132,6 +132,7 @@ def test_auto_infers_in_int8_on_x86_cpus_without_fast_bf16(monkeypatch, fast_bf1
     cpu = torch.device("cpu")
     assert device.inference_precision("auto", cpu) == want
     assert device.inference_precision("fp32", cpu) == "fp32" and device.inference_precision("bf16", cpu) == "bf16"
-    assert device.inference_precision("auto", torch.device("cuda")) == "auto"
-    assert device.inference_precision("int8", torch.device("cuda")) == "auto"
+    gpu = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    assert device.inference_precision("auto", torch.device("cuda")) == gpu
+    assert device.inference_precision("int8", torch.device("cuda")) == gpu
     assert device.resolve_precision("auto", cpu) == (torch.bfloat16 if fast_bf16 else torch.float32)
