@@ -9,6 +9,11 @@ the other), and seconds per frame.
 
     .venv/bin/python benchmarks/bench_int8.py --parent <held-out twin> --json int8.json
 
+``--timing``: speed alone, no fine-tuning (the parent itself, one sequence's frames): for fp32 and int8 on
+each of PyTorch's x86 quantised engines, the seconds to quantise (once a render) and per frame (the render's
+inference settings), with a bare torchvision VGG16 ``features`` forward in fp32 at the processing size timed
+in the same run as the yardstick.
+
 The sequences must be held out from the parent's training (the default: the five held out). Never DAVIS val.
 """
 
@@ -70,6 +75,49 @@ def run_sequence(parent, root: Path, name: str, settings: RenderSettings) -> dic
     return out
 
 
+def _median_s(fn, repeats: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def timing(parent, root: Path, name: str, settings: RenderSettings, frames: int) -> list[dict]:
+    """Seconds to quantise and per frame, fp32 against int8 on each x86 engine, and the VGG16 yardstick."""
+    import torchvision
+
+    seq = load_sequence(root, name)
+    plates = [f.astype(np.float32) / 255 for f in seq.frames[:frames]]
+    h, w = fit_long_side(*plates[0].shape[:2], settings.process_size)
+    vgg = torchvision.models.vgg16().features.eval().to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        yardstick = _median_s(lambda: vgg(x))
+    rows = [{"precision": "VGG16 features fp32, one image", "s_per_frame": yardstick}]
+    engines = [e for e in ("onednn", "x86", "fbgemm") if e in torch.backends.quantized.supported_engines]
+    for label, engine in [("fp32", None)] + [(f"int8 ({e})", e) for e in engines]:
+        t = time.perf_counter()
+        net = parent if engine is None else quantize_for_cpu(parent, settings.process_size, engine)
+        setup = time.perf_counter() - t
+        seg = Segmenter(net, settings.inference())
+        _segment(seg, plates[:2])  # first-call costs out of the figure
+        _, per_frame = _segment(seg, plates)
+        rows.append({"precision": label, "quantise_s": setup, "s_per_frame": per_frame,
+                     "ratio": per_frame / yardstick})
+        log.info("%-15s quantise %.1f s, %.3f s/frame (%.2fx the VGG16 yardstick)", label, setup, per_frame,
+                 per_frame / yardstick)
+    print(f"\n{name}, {len(plates)} frames at {w}x{h} (flip-averaged: two network passes a frame), "
+          f"VGG16 features fp32 {yardstick:.3f} s an image")
+    print("| precision | quantise (s, once a render) | per frame (s) | / VGG16 features |")
+    print("|---|---|---|---|")
+    for r in rows[1:]:
+        print(f"| {r['precision']} | {r['quantise_s']:.1f} | {r['s_per_frame']:.3f} | {r['ratio']:.2f}x |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", required=True, help="A parent trained without the sequences (e.g. --hold-out).")
@@ -77,6 +125,8 @@ def main() -> None:
     ap.add_argument("--sequences", default=",".join(HELD_OUT))
     ap.add_argument("--iterations", type=int, default=None, help="Fine-tuning steps (default: plugin.json's)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--timing", metavar="SEQUENCE", default=None, help="Speed alone on this sequence's frames")
+    ap.add_argument("--frames", type=int, default=24, help="(--timing) frames segmented")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parent, info = load_checkpoint(args.parent)
@@ -84,6 +134,12 @@ def main() -> None:
     seen = seen_sequences(info.provenance, names)
     if seen:
         raise SystemExit(f"{args.parent} was trained on {', '.join(seen)}: use a parent that held them out")
+    if args.timing:
+        settings = RenderSettings.resolve({"device": "cpu", "precision": "fp32"})
+        rows = timing(parent, args.davis_root or default_davis_root(), args.timing, settings, args.frames)
+        if args.json:
+            args.json.write_text(json.dumps({"parent": args.parent, "timing": rows}, indent=1))
+        return
     params = {"device": "cpu", "precision": "fp32"}
     if args.iterations is not None:
         params["iterations"] = args.iterations

@@ -71,9 +71,11 @@ class Int8Model(torch.nn.Module):
     """A fine-tuned model (one network, or one per object) whose trunks run in int8 on the CPU. It answers
     as the model does (logits, ``probabilities``, ``exclusive_objects``), so the Segmenter uses it as is."""
 
-    def __init__(self, model: OSVOSNet | ObjectNets, calibration: list[torch.Tensor]) -> None:
+    def __init__(self, model: OSVOSNet | ObjectNets, calibration: list[torch.Tensor],
+                 engine: str | None = None) -> None:
+        """``engine``: PyTorch's quantised engine (default: ``int8_engine()``); the benchmark compares them."""
         super().__init__()
-        engine = int8_engine()
+        engine = engine or int8_engine()
         if engine is None:
             raise RuntimeError("precision int8 needs an x86-64 CPU (PyTorch's onednn or x86 engine); "
                                "use precision auto or fp32 on this machine")
@@ -111,8 +113,8 @@ def _demo_frames(process_size: int) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def quantize_for_cpu(model: OSVOSNet | ObjectNets, process_size: int) -> Int8Model:
+def quantize_for_cpu(model: OSVOSNet | ObjectNets, process_size: int, engine: str | None = None) -> Int8Model:
     """``model`` with its convolutions in int8, calibrated on the demo frames at ``process_size``."""
-    quantised = Int8Model(model, list(_demo_frames(process_size)))
+    quantised = Int8Model(model, list(_demo_frames(process_size)), engine)
     log.info("inference in int8 (%d network%s)", len(quantised.nets), "s" if len(quantised.nets) > 1 else "")
     return quantised
