@@ -121,7 +121,7 @@ def test_a_render_snaps_the_matte_to_the_plate(tmp_path, tiny_parent, monkeypatc
         cv2.imwrite(str(tmp_path / "in" / f"p.{f}.png"), img)
     cv2.imwrite(str(tmp_path / "roto.png"), truth * np.uint8(255))
 
-    def shifted(self, frames, x, out_size):
+    def shifted(self, frames, plates, x, out_size):
         h, w = out_size
         return [cv2.resize(np.roll(f[:, :, 0] > 0.5, 6, axis=1).astype(np.float32), (w, h)) for f in frames]
 
