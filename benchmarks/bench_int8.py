@@ -1,11 +1,12 @@
 """Inference in int8 on a CPU (issue 20, ``precision int8``), measured on held-out sequences.
 
-Per sequence: fine-tune on frame 0 as a render does (fp32), then segment every frame three times with the
-render's inference settings (flip averaging, threshold, plate-resolution edges): the network in fp32; its
-convolutions in int8 (``osvos_plugin.quantize``) with activation ranges calibrated on the shot's own
-keyframe and its mirror image; and in int8 as ``precision int8`` renders, calibrated on the bundled demo
-frames. Reported: J and F of each, how much each int8 matte agrees with the fp32 one (J of one against
-the other), and seconds per frame.
+Per sequence: fine-tune on frame 0 as a render does (fp32), then segment every frame with the render's
+inference settings (flip averaging, threshold, plate-resolution edges): the network in fp32, and in int8 as
+``precision int8`` (and ``auto`` on CPUs without fast bfloat16) renders, its convolutions in int8
+(``osvos_plugin.quantize``) with activation ranges calibrated on the bundled demo frames; then in int8
+without flip averaging (the cheaper inference setting). ``--keyframe-calibration`` adds int8 calibrated on
+the shot's own keyframe and its mirror image instead. Reported: J and F of each, how much each int8 matte
+agrees with the fp32 one (J of one against the other), and seconds per frame.
 
     .venv/bin/python benchmarks/bench_int8.py --parent <held-out twin> --json int8.json
 
@@ -23,6 +24,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,8 @@ def _segment(seg: Segmenter, frames: list[np.ndarray]) -> tuple[list[np.ndarray]
     return mattes, (time.perf_counter() - t) / len(frames)
 
 
-def run_sequence(parent, root: Path, name: str, settings: RenderSettings) -> dict:
+def run_sequence(parent, root: Path, name: str, settings: RenderSettings,
+                 keyframe_calibration: bool = False) -> dict:
     seq = load_sequence(root, name)
     frames = [f.astype(np.float32) / 255 for f in seq.frames]
     gts = [m > 127 for m in seq.masks]
@@ -56,20 +59,22 @@ def run_sequence(parent, root: Path, name: str, settings: RenderSettings) -> dic
     out: dict = {"sequence": name, "frames": len(frames), "finetune_s": time.perf_counter() - t}
     h, w = frames[0].shape[:2]
     key = resize(torch.from_numpy(frames[0]).permute(2, 0, 1)[None], fit_long_side(h, w, settings.process_size))
-    nets = {"fp32": model, "int8": Int8Model(model, [key, key.flip(-1)]),
-            "int8 demo": quantize_for_cpu(model, settings.process_size)}
+    nets = {"fp32": (model, {}), "int8 demo": (quantize_for_cpu(model, settings.process_size), {})}
+    nets["int8 demo, no flip"] = (nets["int8 demo"][0], {"flip_average": False})
+    if keyframe_calibration:
+        nets["int8"] = (Int8Model(model, [key, key.flip(-1)]), {})
     inner = range(1, len(frames) - 1)
     mattes = {}
-    for label, net in nets.items():
-        cfg = settings.inference()
+    for label, (net, change) in nets.items():
+        cfg = replace(settings.inference(), **change)
         mattes[label], per_frame = _segment(Segmenter(net, cfg), frames)
         hard = [m >= 0.5 for m in mattes[label]]
         out[label] = {"J": float(np.mean([jaccard(gts[i], hard[i]) for i in inner])),
                       "F": float(np.mean([f_measure(gts[i], hard[i]) for i in inner])), "s_per_frame": per_frame}
-    for label in ("int8", "int8 demo"):
-        out[label]["agreement_J"] = float(np.mean([jaccard(mattes["fp32"][i] >= 0.5, mattes[label][i] >= 0.5)
-                                                   for i in inner]))
-    out["agreement_J"] = out["int8"]["agreement_J"]
+    for label in nets:
+        if label != "fp32":
+            out[label]["agreement_J"] = float(np.mean([jaccard(mattes["fp32"][i] >= 0.5, mattes[label][i] >= 0.5)
+                                                       for i in inner]))
     log.info("%-17s %s", name, " | ".join(f"{k} J {v['J']:.3f} F {v['F']:.3f} ({v['s_per_frame']:.2f} s/frame)"
                                           for k, v in out.items() if isinstance(v, dict)))
     return out
@@ -125,6 +130,8 @@ def main() -> None:
     ap.add_argument("--sequences", default=",".join(HELD_OUT))
     ap.add_argument("--iterations", type=int, default=None, help="Fine-tuning steps (default: plugin.json's)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--keyframe-calibration", action="store_true",
+                    help="Also int8 calibrated on the shot's own keyframe (not what a render does)")
     ap.add_argument("--timing", metavar="SEQUENCE", default=None, help="Speed alone on this sequence's frames")
     ap.add_argument("--frames", type=int, default=24, help="(--timing) frames segmented")
     args = ap.parse_args()
@@ -146,18 +153,21 @@ def main() -> None:
     settings = RenderSettings.resolve(params)
     rows = []
     for name in names:
-        rows.append(run_sequence(parent, args.davis_root or default_davis_root(), name, settings))
+        rows.append(run_sequence(parent, args.davis_root or default_davis_root(), name, settings,
+                                 args.keyframe_calibration))
         if args.json:  # after every sequence, so a long run that is stopped keeps what it measured
             args.json.write_text(json.dumps({"parent": args.parent, "rows": rows}, indent=1))
-    print("| sequence | fp32 J / F (s/frame) | int8, keyframe-calibrated: J / F (s/frame), agreement | "
-          "int8, demo-calibrated: J / F, agreement |")
-    print("|---|---|---|---|")
+    labels = [k for k in rows[0] if isinstance(rows[0][k], dict)]
+    print("| sequence | " + " | ".join(f"{k}: J / F (s/frame)" + (", agreement" if k != "fp32" else "")
+                                      for k in labels) + " |")
+    print("|---" * (len(labels) + 1) + "|")
     for r in rows:
-        a, b, c = r["fp32"], r["int8"], r["int8 demo"]
-        print(f"| {r['sequence']} | {a['J']:.3f} / {a['F']:.3f} ({a['s_per_frame']:.2f}) | {b['J']:.3f} / "
-              f"{b['F']:.3f} ({b['s_per_frame']:.2f}), {b['agreement_J']:.3f} | {c['J']:.3f} / {c['F']:.3f}, "
-              f"{c['agreement_J']:.3f} |")
-
+        cells = [f"{r[k]['J']:.3f} / {r[k]['F']:.3f} ({r[k]['s_per_frame']:.2f})"
+                 + (f", {r[k]['agreement_J']:.3f}" if "agreement_J" in r[k] else "") for k in labels]
+        print(f"| {r['sequence']} | " + " | ".join(cells) + " |")
+    for k in labels:
+        j, f = np.mean([r[k]["J"] for r in rows]), np.mean([r[k]["F"] for r in rows])
+        print(f"mean {k}: J {j:.3f} F {f:.3f} J&F {(j + f) / 2:.3f}")
 
 if __name__ == "__main__":
     main()

@@ -56,14 +56,14 @@ def guided_upsample(prob_small: np.ndarray, guide_rgb: np.ndarray, radius: float
     H, W = guide.shape[:2]
     small = guide if (H, W) == (h, w) else cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
     r = max(1, int(round(radius * 0.5 * (w / W + h / H))))  # the radius at the small size
-    p = prob_small.astype(np.float64)
+    p = prob_small  # float32 throughout, as on the GPU: the variances stay far above float32's rounding
     if small.ndim == 2:
-        i = small.astype(np.float64)
+        i = small
         mean_i, mean_p = _box(i, r), _box(p, r)
         a = (_box(i * p, r) - mean_i * mean_p) / (_box(i * i, r) - mean_i * mean_i + eps)
         b = mean_p - a * mean_i
     else:
-        i = small.astype(np.float64)
+        i = small
         mean_i, mean_p = _box(i, r), _box(p, r)  # (h, w, 3), (h, w)
         cov_ip = _box(i * p[..., None], r) - mean_i * mean_p[..., None]
         # the guide's 3x3 covariance in each window (+ eps on the diagonal)
@@ -71,7 +71,7 @@ def guided_upsample(prob_small: np.ndarray, guide_rgb: np.ndarray, radius: float
                   for m, n in _PAIRS}
         a = np.stack(_solve3(cov_ii, cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]), axis=-1)
         b = mean_p - np.sum(a * mean_i, axis=-1)
-    mean_a, mean_b = _box(a, r).astype(np.float32), _box(b, r).astype(np.float32)
+    mean_a, mean_b = _box(a, r), _box(b, r)
     if (H, W) != (h, w):
         mean_a = cv2.resize(mean_a, (W, H), interpolation=cv2.INTER_LINEAR)
         mean_b = cv2.resize(mean_b, (W, H), interpolation=cv2.INTER_LINEAR)
