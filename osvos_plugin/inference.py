@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -77,7 +78,10 @@ def recentre(prob: np.ndarray, threshold: float) -> np.ndarray:
 class Segmenter:
     """Runs a (fine-tuned) OSVOS network over frames and returns mattes at the frames' own size."""
 
-    def __init__(self, model: OSVOSNet, config: InferenceConfig | None = None) -> None:
+    def __init__(self, model: OSVOSNet, config: InferenceConfig | None = None,
+                 int8_cache: str | os.PathLike | None = None) -> None:
+        """``int8_cache``: where int8 inference keeps and finds this model's calibration
+        (``quantize.quantize_for_cpu``); None calibrates every time."""
         self.cfg = config or InferenceConfig()
         if not 0.0 <= self.cfg.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.cfg.threshold}")
@@ -91,7 +95,7 @@ class Segmenter:
         if precision == "int8":
             from .quantize import quantize_for_cpu
 
-            model = quantize_for_cpu(model, self.cfg.process_size)
+            model = quantize_for_cpu(model, self.cfg.process_size, cache=int8_cache)
         if self.dtype != torch.float32:
             # Inference runs on a low-precision copy rather than under autocast, which would cast every
             # weight again on every call (a fixed cost that dominates at small sizes). The caller's model

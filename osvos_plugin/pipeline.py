@@ -45,6 +45,7 @@ from .network import OSVOSNet
 from .outputs import FINGERPRINT_KEY, file_digest, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render, recipe
 from .preview import preview_name, write_movie, write_preview_frame
+from .quantize import calibration_cache_path
 from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
 from .selftrain import self_train
 from .settings import RenderSettings
@@ -120,7 +121,8 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
         t_inf = time.monotonic()
         stats: list[FrameStats] = []
         preview = None if job.preview is None else (lambda frame: _preview_path(job, frame))
-        written = _write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview) if plan.todo else []
+        written = (_write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview, _model_file(job, plan))
+                   if plan.todo else [])
         infer_s = time.monotonic() - t_inf
     if job.preview is not None and not job.train_only:
         _preview_movie(job, plan)
@@ -276,14 +278,25 @@ def _preview_movie(job: RenderJob, plan: RenderPlan) -> None:
     log.info("preview: %d frames in %s%s", len(pngs), job.preview, f", {movie.name}" if movie else "")
 
 
+def _model_file(job: RenderJob, plan: RenderPlan) -> Path | None:
+    """The file of the model this render segments with (loaded, kept or saved), if it has one: its int8
+    calibration is kept beside it, for the shot's other chunks and later renders."""
+    for path in (job.load_model if not plan.fine_tune else None, plan.keep, job.save_model):
+        if path is not None:
+            return Path(path)
+    return None
+
+
 def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], prepared: PreparedPlates,
                   progress: ProgressFn | None, cancel: CancelFlag, stats: list[FrameStats],
-                  preview: Callable[[int], Path] | None = None) -> list[Path]:
+                  preview: Callable[[int], Path] | None = None, model_file: Path | None = None) -> list[Path]:
     """Segment every frame to render and write its matte; returns the mattes written, in order. The
     statistics of each matte (``review.matte_stats``) are added to ``stats``. ``preview``: where each
-    frame's overlay goes (the plate as the network saw it, the matte tinted), by frame number."""
+    frame's overlay goes (the plate as the network saw it, the matte tinted), by frame number. ``model_file``:
+    the model's file, beside which int8 inference keeps its calibration."""
     s = plan.settings
-    segmenter = Segmenter(model, s.inference())
+    segmenter = Segmenter(model, s.inference(), int8_cache=None if model_file is None
+                          else calibration_cache_path(model_file))
     # Frames not kept by ``prepared`` are read from the plates, shrunk to the processing size before their
     # colour conversion; the matte still comes out at the plate's canvas size (the display window grown to
     # hold any overscan), and ``write_matte`` cuts the data or display window from it. On a CPU the network

@@ -68,11 +68,63 @@ def test_render_in_int8_matches_the_exact_truth(tmp_path, capsys):
         for k, (name, floor) in enumerate((("red.A", 0.8), ("blue.A", 0.7))):
             got, want = layers[name] > 0.5, truth[k] > 0.5
             assert (got & want).sum() / (got | want).sum() > floor, (i, name)
+    # the calibration is kept beside the kept model: a farm chunk of the same shot quantises from it, without
+    # a calibration pass, to the same mattes
+    kept = list((tmp_path / "out" / ".osvos").glob("*.int8.safetensors"))
+    assert len(kept) == 1 and kept[0].name.endswith(".model.int8.safetensors")
+    first = _layers(tmp_path / "out" / "m.1003.exr")
     capsys.readouterr()
+
+    def no_calibration(*_a, **_k):
+        raise AssertionError("calibrated again")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("osvos_plugin.quantize._demo_frames", no_calibration)
+        assert render_main([plate, "--frames", "1002-1003", "--overwrite", "--object", "red", str(tmp_path / "red.png"),
+                            "--object", "blue", str(tmp_path / "blue.png"), "-o", str(tmp_path / "out" / "m.####.exr"),
+                            *fast]) == 0
+    assert "2 frames written" in capsys.readouterr().out
+    again = _layers(tmp_path / "out" / "m.1003.exr")
+    assert all(np.array_equal(first[k], again[k]) for k in ("red.A", "blue.A"))
     # the precision is part of what made a matte: the same render in fp32 renders every frame again
     assert render_main([plate, "--object", "red", str(tmp_path / "red.png"), "--object", "blue",
                         str(tmp_path / "blue.png"), "-o", str(tmp_path / "out" / "m.####.exr"), *FAST_OBJECTS]) == 0
     assert "6 frames written, 0 kept" in capsys.readouterr().out
+
+
+def test_int8_calibration_is_kept_for_the_same_model_only(tmp_path, demo_pair, tiny_parent, monkeypatch, caplog):
+    """What calibration measured is kept in a file; the same model quantises from it to the same network
+    without a calibration pass; another model, or a damaged file, is calibrated again and the file replaced."""
+    from osvos_plugin import quantize
+    from osvos_plugin.weights import save_checkpoint
+
+    model, _ = load_checkpoint(tiny_parent)
+    rgb, _ = demo_pair(1001, long_side=96)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    save_checkpoint(model, tmp_path / "shot.model.safetensors", provenance={"kind": "test"})
+    cache = quantize.calibration_cache_path(tmp_path / "shot.model.safetensors")
+    assert cache == tmp_path / "shot.model.int8.safetensors"
+    with torch.inference_mode():
+        made = quantize.quantize_for_cpu(model, 64, cache=cache)
+        want = made(x)
+        assert cache.is_file()
+        calibrations = []
+        real = quantize._demo_frames
+        monkeypatch.setattr(quantize, "_demo_frames", lambda size: calibrations.append(size) or real(size))
+        assert torch.equal(quantize.quantize_for_cpu(model, 64, cache=cache)(x), want) and calibrations == []
+        assert torch.equal(quantize.quantize_for_cpu(model, 64)(x), want) and calibrations == [64]  # no file
+        # another process size, or another model: calibrated again, the file now that one's
+        quantize.quantize_for_cpu(model, 48, cache=cache)
+        assert calibrations == [64, 48]
+        other = ObjectNets.from_parent(model, 2)
+        two = quantize.quantize_for_cpu(other, 64, cache=cache)
+        assert calibrations == [64, 48, 64] and len(two.observer_state()) == 2 * len(made.observer_state())
+        assert torch.equal(quantize.quantize_for_cpu(other, 64, cache=cache)(x), two(x)) and len(calibrations) == 3
+        cache.write_bytes(b"not a safetensors file")
+        with caplog.at_level("WARNING", logger="osvos_plugin.quantize"):
+            assert torch.equal(quantize.quantize_for_cpu(other, 64, cache=cache)(x), two(x))
+        assert len(calibrations) == 4 and "could not read the calibration" in caplog.text
+        assert quantize._read_cache(cache, quantize._cache_key(other, 64, quantize.int8_engine())) is not None
 
 
 def test_unknown_precision_is_refused():
