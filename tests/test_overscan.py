@@ -52,7 +52,7 @@ class RedSegmenter:
 
     seen: list[tuple[int, tuple[int, int]]] = []
 
-    def __init__(self, model, config=None) -> None:
+    def __init__(self, model, config=None, int8_cache=None) -> None:
         self.device = torch.device("cpu")
 
     def stream(self, frames, total=None, progress=None, cancel=None, out_size=None):
