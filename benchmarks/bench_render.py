@@ -33,10 +33,11 @@ SUMMARY_RE = re.compile(r"(\d+) frames written, (\d+) kept, in ([\d.]+) s \(fine
                         r"inference ([\d.]+) s")
 
 
-def render(args: list[str], device: str) -> dict:
+def render(args: list[str], device: str, precision: str = "auto") -> dict:
     """One osvos-render process; its wall time and the summary line's figures."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "osvos_plugin.cli.render", *args, "--device", device, "--progress", "json"]
+    cmd = [sys.executable, "-m", "osvos_plugin.cli.render", *args, "--device", device, "--precision", precision,
+           "--progress", "json"]
     t = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.monotonic() - t
@@ -49,7 +50,7 @@ def render(args: list[str], device: str) -> dict:
 
 
 def bench(workdir: Path, frames: int, device: str, shot: tuple[str, str, str] | None = None,
-          batch: int = 0, parent: str | None = None) -> list[dict]:
+          batch: int = 0, parent: str | None = None, precision: str = "auto") -> list[dict]:
     """``shot``: (plate pattern, mask, mask frame) of a JPEG/PNG shot instead of the bundled demo; ``batch``:
     also render that shot again from its model (inference only) with this batch size."""
     model = workdir / "shot.safetensors"
@@ -57,17 +58,17 @@ def bench(workdir: Path, frames: int, device: str, shot: tuple[str, str, str] | 
                                        "1001")
     name = "demo" if shot is None else Path(plate).parent.name
     first = render([plate, "--mask", mask, "--mask-frame", mask_frame, "-o", str(workdir / "shot" / "m.####.exr"),
-                    "--save-model", str(model), *(["--parent", parent] if parent else [])], device)
+                    "--save-model", str(model), *(["--parent", parent] if parent else [])], device, precision)
     rows = [{"shot": f"{name}: {first['frames']} x 854x480, fine-tune + inference", **first}]
     if batch:
         again = render([plate, "--load-model", str(model), "--batch-size", str(batch),
-                        "-o", str(workdir / "again" / "m.####.exr")], device)
+                        "-o", str(workdir / "again" / "m.####.exr")], device, precision)
         rows.append({"shot": f"{name}: the same, inference only, batch {batch}", **again})
     plates = workdir / "plates"
     plates.mkdir(exist_ok=True)
     synthesise(plates, frames)
     exr = render([str(plates / "plate.####.exr"), "--load-model", str(model),
-                  "-o", str(workdir / "exr" / "m.####.exr")], device)
+                  "-o", str(workdir / "exr" / "m.####.exr")], device, precision)
     return [*rows, {"shot": f"exr: {frames} x 1920x1080 half EXR, inference only", **exr}]
 
 
@@ -99,22 +100,24 @@ def main() -> None:
                     help="A shot to fine-tune on instead of the bundled demo (e.g. an 80-frame 480p sequence)")
     ap.add_argument("--parent", default=None, help="Parent to fine-tune from (default: the shipped one)")
     ap.add_argument("--batch", type=int, default=0, help="Also render the shot from its model with this batch size")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="osvos-bench-render-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = bench(workdir, args.frames, args.device, tuple(args.shot) if args.shot else None, args.batch,
-                     args.parent)
+                     args.parent, args.precision)
     machine = device_line(args.device)
-    print(f"\n{machine}; device {args.device}\n")
+    print(f"\n{machine}; device {args.device}, precision {args.precision}\n")
     print("| shot | process wall (s) | render (s) | fine-tune (s) | inference (s) | frames/s (inference) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['shot']} | {r['process_s']:.1f} | {r['render_s']:.1f} | {r['finetune_s']:.1f} | "
               f"{r['infer_s']:.1f} | {r['frames'] / r['infer_s']:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "device": args.device, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"machine": machine, "device": args.device, "precision": args.precision,
+                                         "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -96,15 +96,25 @@ def configure_cpu_threads() -> int:
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return frozenset()
+    return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU has native bf16 dot products (AVX512-BF16 or AMX), where bf16 is much faster than
     fp32 (BENCHMARKS.md)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def cpu_has_amx() -> bool:
+    """True on CPUs with AMX tiles, where bf16 convolutions are fast enough that int8's gain is unmeasured."""
+    return bool({"amx_bf16", "amx_int8", "amx_tile"} & cpu_flags())
 
 
 def _supported_engines() -> list[str]:
@@ -119,14 +129,15 @@ def int8_engine() -> str | None:
 
 
 def inference_precision(precision: str, device: torch.device) -> str:
-    """What inference runs in here (int8, bf16 or fp32) for a ``precision`` parameter. ``auto``: bf16 where
-    the hardware runs it fast, else int8 on an x86 CPU (as accurate as fp32 on held-out shots at about twice
-    its speed: BENCHMARKS.md, "Inference in int8"), else fp32. int8 asked for where it cannot run (a GPU, a
-    CPU without x86 int8 kernels) runs auto's choice there, with a warning."""
+    """What inference runs in here (int8, bf16 or fp32) for a ``precision`` parameter. ``auto``: int8 on an
+    x86 CPU (as accurate as fp32 on held-out shots, about twice bf16's speed with AVX512-BF16 and 2.4x fp32's
+    without AVX-512: BENCHMARKS.md, "Inference in int8"), except on CPUs with AMX, where it is unmeasured and
+    bf16 runs; elsewhere bf16 where the hardware runs it fast, else fp32. int8 asked for where it cannot run
+    (a GPU, a CPU without x86 int8 kernels) runs auto's choice there, with a warning."""
     if precision == "int8" and (device.type != "cpu" or int8_engine() is None):
         log.warning("precision int8 needs an x86-64 CPU; on %s the network runs in auto precision", device)
         precision = "auto"
-    if precision == "auto" and device.type == "cpu" and not cpu_has_fast_bf16() and int8_engine() is not None:
+    if precision == "auto" and device.type == "cpu" and not cpu_has_amx() and int8_engine() is not None:
         return "int8"
     if precision == "int8":
         return precision

@@ -1,4 +1,4 @@
-"""int8 inference on a CPU: the network's convolutions in 8-bit integers, for CPUs without fast bfloat16.
+"""int8 inference on x86 CPUs (``auto``'s choice there, but with AMX): convolutions in 8-bit integers.
 
 A fine-tuning step or a frame at float32 already runs near what such a CPU's cores can do (BENCHMARKS.md),
 so only less arithmetic per value makes inference faster there. PyTorch's static quantisation (FX graph
@@ -6,7 +6,7 @@ mode, the x86 backend: per-channel int8 weights, int8 activations) quantises the
 convolutions; input normalisation, the fusion and the bilinear upsampling stay float32. Activation ranges
 are calibrated on frames of the bundled demo shot, not on the shot being rendered, so every render and
 every farm chunk quantises a given model the same way (a matte's fingerprint holds the model and the
-``precision`` parameter, which is then all that decides it). Fine-tuning always runs in float32.
+``precision`` parameter, which is then all that decides it). Fine-tuning is never quantised.
 
 The kernels are oneDNN's, with the x86 backend's observers: activations in 7 bits (``reduce_range``), since
 without AVX-512 VNNI the 8-bit products are summed in 16 bits and would saturate; full 8-bit activations

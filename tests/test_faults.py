@@ -110,16 +110,18 @@ def test_resume_renders_again_what_other_settings_made(shot, tiny_parent, capsys
 
 def test_resume_renders_again_what_auto_precision_made_differently(shot, tiny_parent, capsys, monkeypatch):
     """precision auto runs int8, bf16 or fp32 by the CPU: a render resumed where auto runs otherwise (an
-    AVX-512 farm node after an AVX2 one) renders the frames again rather than mixing the two."""
+    AMX farm node after an AVX2 one) renders the frames again rather than mixing the two."""
     from osvos_plugin import device
 
     out = shot / "out" / "m.####.png"
     monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
     assert render(shot, tiny_parent, "-o", str(out), "--precision", "auto") == 0
     assert "5 frames written" in capsys.readouterr().out
     assert render(shot, tiny_parent, "-o", str(out), "--precision", "auto") == 0
     assert "0 frames written, 5 kept" in capsys.readouterr().out
     monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
     assert render(shot, tiny_parent, "-o", str(out), "--precision", "auto", "--frames", "1001-1002") == 0
     text = capsys.readouterr().out
     assert "2 frames written, 0 kept" in text and "2 were rendered with another model or other settings" in text

@@ -170,16 +170,18 @@ def test_int8_runs_on_onednn_with_seven_bit_activations(demo_pair, tiny_parent):
     assert len(seen) >= 10 and min(seen) >= 0.99, seen
 
 
-@pytest.mark.parametrize(("fast_bf16", "engines", "want"), [
-    (False, ["onednn", "x86", "fbgemm"], "int8"),  # an AVX2 x86 CPU
-    (True, ["onednn", "x86", "fbgemm"], "bf16"),  # AVX512-BF16
-    (False, ["qnnpack"], "fp32"),  # ARM
+@pytest.mark.parametrize(("fast_bf16", "amx", "engines", "want"), [
+    (False, False, ["onednn", "x86", "fbgemm"], "int8"),  # an AVX2 x86 CPU
+    (True, False, ["onednn", "x86", "fbgemm"], "int8"),  # AVX512-BF16: int8 twice bf16's speed
+    (True, True, ["onednn", "x86", "fbgemm"], "bf16"),  # AMX: int8 unmeasured there
+    (False, False, ["qnnpack"], "fp32"),  # ARM
 ])
-def test_auto_infers_in_int8_on_x86_cpus_without_fast_bf16(monkeypatch, fast_bf16, engines, want):
-    """auto's choice at inference (fine-tuning keeps resolve_precision's: fp32 without fast bf16)."""
+def test_auto_infers_in_int8_on_x86_cpus_without_amx(monkeypatch, fast_bf16, amx, engines, want):
+    """auto's choice at inference (fine-tuning keeps resolve_precision's: bf16 where fast, else fp32)."""
     from osvos_plugin import device
 
     monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: amx)
     monkeypatch.setattr(device, "_supported_engines", lambda: engines)
     cpu = torch.device("cpu")
     assert device.inference_precision("auto", cpu) == want
