@@ -40,6 +40,7 @@ class FinetuneConfig:
     coarse_size: int = 0
     coarse_share: float = 0.5
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
+    hard_negatives: float = 0.0  # extra weight of background the network takes for the object (losses.py)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
     # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to).
@@ -50,7 +51,7 @@ class FinetuneConfig:
     def optim(self) -> OptimConfig:
         return OptimConfig(
             learning_rate=self.learning_rate, optimizer=self.optimizer, freeze_stages=self.freeze_stages,
-            schedule=self.schedule,
+            schedule=self.schedule, hard_negatives=self.hard_negatives,
         )
 
 

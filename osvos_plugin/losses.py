@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 
 def class_balanced_bce(
-    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, hard_negatives: float = 0.0
 ) -> torch.Tensor:
     """The paper's loss: positives weighted by the share of negatives, negatives by the share of positives.
 
@@ -19,6 +19,10 @@ def class_balanced_bce(
 
     ``weight`` (one channel, 0 or 1): pixels with weight 0 are ignored, as if absent from the image (the
     shares and the pixel count are over the others); used for pseudo-labels that leave unsure pixels out.
+
+    ``hard_negatives`` k > 0: a background pixel's loss is multiplied by 1 + k * p, p its predicted
+    probability of being the object (not differentiated), so background the network takes for the object
+    (a look-alike) weighs up to 1 + k times as much as background it already rejects (issue 16).
     """
     logits = logits.float()
     target = target.float()
@@ -26,6 +30,8 @@ def class_balanced_bce(
     dims = tuple(range(2, logits.ndim))
     loss_pos = target * F.softplus(-logits)  # -log sigmoid(x)
     loss_neg = (1.0 - target) * F.softplus(logits)  # -log(1 - sigmoid(x))
+    if hard_negatives > 0:
+        loss_neg = loss_neg * (1.0 + hard_negatives * torch.sigmoid(logits.detach()))
     if weight is None:
         beta = 1.0 - target.mean(dim=dims, keepdim=True)  # share of negatives
         per_pixel = beta * loss_pos + (1.0 - beta) * loss_neg
@@ -65,16 +71,18 @@ def deep_supervision_loss(
     side_weight: float,
     weight: torch.Tensor | None = None,
     exclusive: bool = True,
+    hard_negatives: float = 0.0,
 ) -> torch.Tensor:
     """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above).
 
     ``exclusive`` False (one network per object): each object's own two-class loss, summed over the
-    objects, so each network learns exactly as a single-object fine-tune would."""
-    if exclusive:
+    objects, so each network learns exactly as a single-object fine-tune would. ``hard_negatives``: see
+    ``class_balanced_bce`` (one object a network; a shared network of several objects ignores it)."""
+    if exclusive and fused.shape[1] > 1:
         loss_fn = class_balanced_ce
     else:
         def loss_fn(logits: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-            return class_balanced_bce(logits, tgt, w) * logits.shape[1]
+            return class_balanced_bce(logits, tgt, w, hard_negatives) * logits.shape[1]
     loss = loss_fn(fused, target, weight)
     if side_weight > 0:
         loss = loss + side_weight * sum(loss_fn(s, target, weight) for s in sides)

@@ -33,6 +33,7 @@ class OptimConfig:
     freeze_stages: int = 0  # trunk stages (from conv1) kept frozen
     side_weight: float = 1.0  # deep supervision weight at step 0
     schedule: str = "cosine"  # cosine: lr decays to 1/20 and side weights fade to 0 over the run; constant: neither
+    hard_negatives: float = 0.0  # background the network takes for the object weighs up to 1 + this (losses.py)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
@@ -102,13 +103,15 @@ def run_training(
             for net, (image, mask, *weight) in zip(model.nets, batch, strict=True):
                 with autocast(device, dtype):
                     fused, sides = net.forward_with_sides(image)
-                loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None)
+                loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
+                                                    hard_negatives=cfg.hard_negatives)
         else:
             image, mask, *weight = batch
             with autocast(device, dtype):
                 fused, sides = model.forward_with_sides(image)
             loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
-                                         exclusive=getattr(model, "exclusive_objects", True))
+                                         exclusive=getattr(model, "exclusive_objects", True),
+                                         hard_negatives=cfg.hard_negatives)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."
