@@ -2,7 +2,7 @@
 
 Per sequence: fine-tune on frame 0 as a render does (fp32), then segment every frame with the render's
 inference settings (flip averaging, threshold, plate-resolution edges): the network in fp32, and in int8 as
-``precision int8`` (and ``auto`` on CPUs without fast bfloat16) renders, its convolutions in int8
+``precision int8`` (and ``auto`` on x86 CPUs without AMX) renders, its convolutions in int8
 (``osvos_plugin.quantize``) with activation ranges calibrated on the bundled demo frames; then in int8
 without flip averaging (the cheaper inference setting). ``--keyframe-calibration`` adds int8 calibrated on
 the shot's own keyframe and its mirror image instead. Where the CPU runs bfloat16 fast, the network in bf16 as

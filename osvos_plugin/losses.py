@@ -77,8 +77,10 @@ def deep_supervision_loss(
 
     ``exclusive`` False (one network per object): each object's own two-class loss, summed over the
     objects, so each network learns exactly as a single-object fine-tune would. ``hard_negatives``: see
-    ``class_balanced_bce`` (one object a network; a shared network of several objects ignores it)."""
+    ``class_balanced_bce`` (one object a network, so not for a shared network of several objects)."""
     if exclusive and fused.shape[1] > 1:
+        if hard_negatives > 0:
+            raise ValueError("hard_negatives needs one network per object (object_networks per_object)")
         loss_fn = class_balanced_ce
     else:
         def loss_fn(logits: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -66,3 +67,7 @@ def test_hard_negatives_weigh_background_the_network_takes_for_the_object():
     want_ds = class_balanced_bce(logits.detach(), target, hard_negatives=k) + class_balanced_bce(
         sides[0], target, hard_negatives=k)
     assert torch.allclose(hard, want_ds) and hard > plain
+    # a shared network of several objects has no single background to weigh: refused, not ignored
+    two = torch.zeros(1, 2, 2, 2)
+    with pytest.raises(ValueError, match="one network per object"):
+        deep_supervision_loss(two, [], two, 0.0, hard_negatives=k)
