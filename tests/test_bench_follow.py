@@ -1,0 +1,70 @@
+"""The follow rule of benchmarks/bench_follow.py, on a small synthetic shot with an exact ground truth."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench_follow", ROOT / "benchmarks" / "bench_follow.py")
+bench = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = bench
+spec.loader.exec_module(bench)
+
+
+def _square(y: int, x: int, side: int = 10, shape=(120, 160)) -> np.ndarray:
+    out = np.zeros(shape, np.uint8)
+    out[y:y + side, x:x + side] = 1
+    return out
+
+
+def _shot():
+    """An object that moves 3 px a frame, hides on frames 6-8, and comes back about 35 px away; a look-alike
+    blob far from it on frames 2-5. Returns (probabilities, the object's true masks)."""
+    truth, probs = [], []
+    for t in range(12):
+        obj = _square(20, 10 + 3 * t) if t < 6 else (np.zeros((120, 160), np.uint8) if t < 9 else _square(50, 60))
+        distractor = _square(90, 130) if 2 <= t < 6 else np.zeros_like(obj)
+        truth.append(obj)
+        probs.append(np.where(obj | distractor, 0.9, 0.1).astype(np.float32))
+    return probs, truth
+
+
+def test_follow_drops_the_far_look_alike_and_finds_the_object_again():
+    probs, truth = _shot()
+    mattes = bench.follow(probs, truth[0], threshold=0.75, margin=1.0)
+    for t, (matte, obj) in enumerate(zip(mattes, truth, strict=True)):
+        assert np.array_equal(matte, obj), f"frame {t}"
+
+
+def test_without_the_growing_search_a_returning_object_stays_lost():
+    probs, truth = _shot()
+    mattes = bench.follow(probs, truth[0], threshold=0.75, margin=1.0, grow=False)
+    assert np.array_equal(mattes[5], truth[5])  # the look-alike is still dropped
+    assert not mattes[10].any()  # but the object that came back elsewhere is not found
+
+
+def test_the_plain_threshold_keeps_the_look_alike():
+    probs, truth = _shot()
+    assert (probs[3] > 0.75).sum() == 2 * truth[3].sum()
+
+
+def test_pixels_mode_cuts_a_part_that_reaches_beyond_the_region():
+    painted = _square(50, 50)
+    # one connected bar from the object out to 100 px away: components keep all of it, pixels cut it
+    bar = painted.copy()
+    bar[52:56, 50:160] = 1
+    prob = np.where(bar, 0.9, 0.1).astype(np.float32)
+    kept = bench.follow([prob], painted, 0.75, margin=1.0, mode="components")[0]
+    cut = bench.follow([prob], painted, 0.75, margin=1.0, mode="pixels")[0]
+    assert np.array_equal(kept, bar)
+    assert cut.sum() < bar.sum() and cut[:, 100:].sum() == 0 and np.array_equal(cut & painted, painted)
+
+
+def test_mode_is_checked():
+    with pytest.raises(ValueError, match="mode"):
+        bench.follow([np.zeros((4, 4), np.float32)], np.ones((4, 4)), 0.5, 1.0, mode="blobs")
