@@ -38,14 +38,17 @@ log = logging.getLogger("bench_follow")
 
 
 def follow(probs: list[np.ndarray], painted: np.ndarray, threshold: float, margin: float,
-           mode: str = "components", grow: bool = True, min_radius: int = 8) -> list[np.ndarray]:
+           mode: str = "components", grow: bool = True, min_radius: int = 8,
+           recover: float = 0.0) -> list[np.ndarray]:
     """Hard mattes (uint8 0/1) of ``probs`` (frames in order from the painted one, which is ``probs[0]``'s
     frame), each cut to what lies near the previous frame's matte (``painted`` before the first).
 
     ``mode``: "components" keeps each connected part of the matte that touches the previous matte grown
     by ``margin`` x sqrt(its area) pixels (at least ``min_radius``); "pixels" keeps the pixels inside that
     grown region. A frame left empty leaves the previous matte in charge; with ``grow`` the radius is
-    multiplied by 1 + the frames since the object was last seen.
+    multiplied by 1 + the frames since the object was last seen. ``recover`` > 0 (components): a part
+    dropped though it is more than ``recover`` times the area of all that is kept is kept too, so a speck
+    of false positive near the object's old place cannot hold the search while the object is elsewhere.
     """
     if mode not in ("components", "pixels"):
         raise ValueError(f"mode must be components or pixels, got {mode!r}")
@@ -64,7 +67,12 @@ def follow(probs: list[np.ndarray], painted: np.ndarray, threshold: float, margi
             else:
                 count, labels = cv2.connectedComponents(matte, connectivity=8)
                 touching = np.unique(labels[(near > 0) & (matte > 0)])
-                matte = np.isin(labels, touching[touching > 0]).astype(np.uint8) if count > 1 else matte
+                keep = touching[touching > 0]
+                if recover > 0 and count > 1 and keep.size:
+                    areas = np.bincount(labels.ravel(), minlength=count)
+                    dropped = np.setdiff1d(np.arange(1, count), keep)
+                    keep = np.concatenate([keep, dropped[areas[dropped] > recover * areas[keep].sum()]])
+                matte = np.isin(labels, keep).astype(np.uint8) if count > 1 else matte
         out.append(matte)
         if matte.any():
             prev, gone = matte, 0
@@ -102,16 +110,17 @@ def main() -> None:
     ap.add_argument("--margins", default="0.5,1,1.5,2")
     ap.add_argument("--modes", default="components,pixels")
     ap.add_argument("--no-grow", action="store_true", help="Also score each variant without the growing search.")
+    ap.add_argument("--recover", default="0", help="Comma-separated recover ratios to score (0: off).")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = RenderSettings.resolve({})
     root = args.davis_root or default_davis_root()
     parent = None
-    variants = [("plain", None, 0.0, True)] + [
-        (f"{mode} {margin:g}{'' if grow else ' fixed'}", mode, margin, grow)
+    variants = [("plain", None, 0.0, True, 0.0)] + [
+        (f"{mode} {margin:g}{'' if grow else ' fixed'}{f' recover {rec:g}' if rec else ''}", mode, margin, grow, rec)
         for mode in args.modes.split(",") for margin in map(float, args.margins.split(","))
-        for grow in ((True, False) if args.no_grow else (True,))]
+        for grow in ((True, False) if args.no_grow else (True,)) for rec in map(float, args.recover.split(","))]
     rows = []
     names = args.sequences.split(",")
     for name in names:
@@ -119,9 +128,10 @@ def main() -> None:
             parent = load_parent(args.parent)
         prob = probabilities(parent, name, root, settings, args.cache).astype(np.float32)
         gt = [m > 127 for m in load_sequence(root, name).masks]
-        for label, mode, margin, grow in variants:
+        for label, mode, margin, grow, rec in variants:
             mattes = ([p > settings.threshold for p in prob] if mode is None else
-                      [m > 0 for m in follow(list(prob), gt[0], settings.threshold, margin, mode, grow)])
+                      [m > 0 for m in follow(list(prob), gt[0], settings.threshold, margin, mode, grow,
+                                             recover=rec)])
             res = evaluate_sequence(gt, mattes)
             rows.append({"variant": label, "sequence": name, "J": res.J.mean, "F": res.F.mean})
             log.info("%-18s %-22s J %.3f F %.3f", name, label, res.J.mean, res.F.mean)

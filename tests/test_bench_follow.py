@@ -68,3 +68,20 @@ def test_pixels_mode_cuts_a_part_that_reaches_beyond_the_region():
 def test_mode_is_checked():
     with pytest.raises(ValueError, match="mode"):
         bench.follow([np.zeros((4, 4), np.float32)], np.ones((4, 4)), 0.5, 1.0, mode="blobs")
+
+
+def test_recover_keeps_an_object_that_outgrows_a_kept_speck():
+    """The soccerball case: the object jumps beyond the search radius while a speck stays near its old
+    place. Without recover the speck is followed for the rest of the shot; with it the object is kept."""
+    speck = _square(20, 12, side=2)
+    painted = _square(20, 10)
+    probs = [np.where(painted, 0.9, 0.1).astype(np.float32)]
+    truth = [painted]
+    for t in range(1, 6):
+        obj = _square(70, 60 + 3 * t)
+        truth.append(obj)
+        probs.append(np.where(obj | speck, 0.9, 0.1).astype(np.float32))
+    lost = bench.follow(probs, painted, 0.75, margin=1.0)
+    found = bench.follow(probs, painted, 0.75, margin=1.0, recover=3.0)
+    assert all(np.array_equal(m, speck) for m in lost[1:])
+    assert all(np.array_equal(m, obj | speck) for m, obj in zip(found[1:], truth[1:], strict=True))
