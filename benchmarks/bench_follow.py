@@ -2,7 +2,8 @@
 
 Issue 16's distractor lever: what is far from where the object was on the previous frame is background.
 Each sequence is fine-tuned on frame 0's ground truth as a render does (plugin.json's defaults), every
-frame's probability is kept (``--cache``: one compressed file per sequence, reused by later runs), and
+frame's probability is kept (``--cache``: one compressed file per sequence, reused by later runs with the
+same parent and settings), and
 the matte at the threshold is then *followed* from the painted frame on: a connected part of it is kept
 only where it touches the previous matte grown by ``margin`` times the object's size (the square root of
 its area), so a look-alike blob that appears far away is dropped. Where nothing is kept the object is
@@ -18,19 +19,24 @@ This is an exploration (results: docs/experiments.md); following is no node para
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from osvos_plugin.data.davis import default_davis_root, load_sequence
+from osvos_plugin.data.davis import DavisSequence, default_davis_root, load_sequence
 from osvos_plugin.evaluation.davis import evaluate_sequence
 from osvos_plugin.finetune import finetune
 from osvos_plugin.inference import Segmenter
-from osvos_plugin.models import load_parent
+from osvos_plugin.models import default_parent_path, load_parent
+from osvos_plugin.network import OSVOSNet
+from osvos_plugin.outputs import file_digest
 from osvos_plugin.parent import HELD_OUT
 from osvos_plugin.settings import RenderSettings
 
@@ -81,23 +87,34 @@ def follow(probs: list[np.ndarray], painted: np.ndarray, threshold: float, margi
     return out
 
 
-def probabilities(parent, name: str, root: Path, settings: RenderSettings, cache: Path | None) -> np.ndarray:
-    """(N, H, W) float16 probabilities of a sequence, fine-tuned on frame 0 as a render does; cached."""
-    path = None if cache is None else cache / f"{name}.npz"
+def cache_key(parent_path: Path, settings: RenderSettings) -> str:
+    """What made a sequence's probabilities: the parent's bytes and the fine-tuning and inference settings.
+    A cached file made by anything else is made again, never reused."""
+    what = f"{file_digest(parent_path)}|{settings.finetune()!r}|{settings.inference()!r}"
+    return hashlib.sha256(what.encode()).hexdigest()
+
+
+def probabilities(parent: Callable[[], OSVOSNet], seq: DavisSequence, settings: RenderSettings,
+                  cache: Path | None, key: str) -> np.ndarray:
+    """(N, H, W) float16 probabilities of a sequence, fine-tuned on frame 0 as a render does; cached under
+    ``key`` (``cache_key``). ``parent``: loads the parent, called only when the cache cannot answer."""
+    path = None if cache is None else cache / f"{seq.name}.npz"
     if path is not None and path.is_file():
-        return np.load(path)["prob"]
-    seq = load_sequence(root, name)
+        with np.load(path) as kept:
+            if "key" in kept and str(kept["key"]) == key:
+                return kept["prob"]
+        log.info("%s: made by another parent or other settings; fine-tuning again", path)
     t = time.perf_counter()
-    model = finetune(parent, [(seq.frames[0].astype(np.float32) / 255, (seq.masks[0] > 127).astype(np.float32))],
+    model = finetune(parent(), [(seq.frames[0].astype(np.float32) / 255, (seq.masks[0] > 127).astype(np.float32))],
                      settings.finetune())
     t_ft = time.perf_counter() - t
     seg = Segmenter(model, settings.inference())
     t = time.perf_counter()
     prob = np.stack([seg.probabilities([f.astype(np.float32) / 255])[0] for f in seq.frames]).astype(np.float16)
-    log.info("%s: fine-tuned in %.0f s, %.2f s a frame", name, t_ft, (time.perf_counter() - t) / len(prob))
+    log.info("%s: fine-tuned in %.0f s, %.2f s a frame", seq.name, t_ft, (time.perf_counter() - t) / len(prob))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, prob=prob)
+        np.savez_compressed(path, prob=prob, key=np.array(key))
     return prob
 
 
@@ -116,7 +133,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = RenderSettings.resolve({})
     root = args.davis_root or default_davis_root()
-    parent = None
+    parent_path = Path(args.parent) if args.parent else default_parent_path()
+    key = cache_key(parent_path, settings)
+    parent = functools.cache(lambda: load_parent(parent_path))
     variants = [("plain", None, 0.0, True, 0.0)] + [
         (f"{mode} {margin:g}{'' if grow else ' fixed'}{f' recover {rec:g}' if rec else ''}", mode, margin, grow, rec)
         for mode in args.modes.split(",") for margin in map(float, args.margins.split(","))
@@ -124,10 +143,9 @@ def main() -> None:
     rows = []
     names = args.sequences.split(",")
     for name in names:
-        if parent is None and (args.cache is None or not (args.cache / f"{name}.npz").is_file()):
-            parent = load_parent(args.parent)
-        prob = probabilities(parent, name, root, settings, args.cache).astype(np.float32)
-        gt = [m > 127 for m in load_sequence(root, name).masks]
+        seq = load_sequence(root, name)
+        prob = probabilities(parent, seq, settings, args.cache, key).astype(np.float32)
+        gt = [m > 127 for m in seq.masks]
         for label, mode, margin, grow, rec in variants:
             mattes = ([p > settings.threshold for p in prob] if mode is None else
                       [m > 0 for m in follow(list(prob), gt[0], settings.threshold, margin, mode, grow,

@@ -48,11 +48,6 @@ def test_without_the_growing_search_a_returning_object_stays_lost():
     assert not mattes[10].any()  # but the object that came back elsewhere is not found
 
 
-def test_the_plain_threshold_keeps_the_look_alike():
-    probs, truth = _shot()
-    assert (probs[3] > 0.75).sum() == 2 * truth[3].sum()
-
-
 def test_pixels_mode_cuts_a_part_that_reaches_beyond_the_region():
     painted = _square(50, 50)
     # one connected bar from the object out to 100 px away: components keep all of it, pixels cut it
@@ -85,3 +80,36 @@ def test_recover_keeps_an_object_that_outgrows_a_kept_speck():
     found = bench.follow(probs, painted, 0.75, margin=1.0, recover=3.0)
     assert all(np.array_equal(m, speck) for m in lost[1:])
     assert all(np.array_equal(m, obj | speck) for m, obj in zip(found[1:], truth[1:], strict=True))
+
+
+class _Refit(Exception):
+    """Raised by the stand-in parent loader: the bench went on to fine-tune."""
+
+
+def _no_parent():
+    raise _Refit
+
+
+def test_cached_probabilities_are_reused_only_for_the_same_parent_and_settings(tmp_path):
+    from osvos_plugin.data.davis import DavisSequence
+    from osvos_plugin.settings import RenderSettings
+
+    parent = tmp_path / "parent.safetensors"
+    parent.write_bytes(b"one parent")
+    settings = RenderSettings.resolve({})
+    key = bench.cache_key(parent, settings)
+    seq = DavisSequence("shot", np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8), np.uint8), ["0", "1"])
+    kept = np.full((2, 8, 8), 0.25, np.float16)
+    np.savez_compressed(tmp_path / "shot.npz", prob=kept, key=np.array(key))
+    assert np.array_equal(bench.probabilities(_no_parent, seq, settings, tmp_path, key), kept)
+    # another parent, other settings, or a file without a key: fine-tuned again, not reused
+    parent.write_bytes(b"another parent")
+    other = bench.cache_key(parent, settings)
+    more_steps = bench.cache_key(parent, RenderSettings.resolve({"iterations": settings.iterations + 1}))
+    assert len({key, other, more_steps}) == 3
+    for stale in (other, more_steps):
+        with pytest.raises(_Refit):
+            bench.probabilities(_no_parent, seq, settings, tmp_path, stale)
+    np.savez_compressed(tmp_path / "shot.npz", prob=kept)
+    with pytest.raises(_Refit):
+        bench.probabilities(_no_parent, seq, settings, tmp_path, key)
