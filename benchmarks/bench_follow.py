@@ -118,6 +118,21 @@ def probabilities(parent: Callable[[], OSVOSNet], seq: DavisSequence, settings: 
     return prob
 
 
+def table(rows: list[dict], labels: list[str], names: list[str], base: str = "plain") -> str:
+    """A markdown table of ``rows`` ({variant, sequence, J, F}): mean J, F and J&F of each variant, on how many
+    sequences its J&F beats ``base``'s by more than 0.0005 (issue 16's rule counts wins), and J&F per sequence."""
+    jf = {(r["variant"], r["sequence"]): (r["J"] + r["F"]) / 2 for r in rows}
+    lines = ["| variant | J | F | J&F | wins | " + " | ".join(names) + " |",
+             "|---|---|---|---|---|" + "---|" * len(names)]
+    for label in labels:
+        rs = [r for r in rows if r["variant"] == label]
+        j, f = np.mean([r["J"] for r in rs]), np.mean([r["F"] for r in rs])
+        wins = sum(jf[label, n] > jf[base, n] + 5e-4 for n in names)
+        lines.append(f"| {label} | {j:.3f} | {f:.3f} | {(j + f) / 2:.3f} | {wins}/{len(names)} | "
+                     + " | ".join(f"{jf[label, n]:.3f}" for n in names) + " |")
+    return "\n" + "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", default=None, help="Parent checkpoint (default: the shipped one).")
@@ -153,13 +168,7 @@ def main() -> None:
             res = evaluate_sequence(gt, mattes)
             rows.append({"variant": label, "sequence": name, "J": res.J.mean, "F": res.F.mean})
             log.info("%-18s %-22s J %.3f F %.3f", name, label, res.J.mean, res.F.mean)
-    print("\n| variant | J | F | J&F | " + " | ".join(names) + " |")
-    print("|---|---|---|---|" + "---|" * len(names))
-    for label, *_ in variants:
-        rs = {r["sequence"]: r for r in rows if r["variant"] == label}
-        j, f = np.mean([r["J"] for r in rs.values()]), np.mean([r["F"] for r in rs.values()])
-        print(f"| {label} | {j:.3f} | {f:.3f} | {(j + f) / 2:.3f} | "
-              + " | ".join(f"{(rs[n]['J'] + rs[n]['F']) / 2:.3f}" for n in names) + " |")
+    print(table(rows, [v[0] for v in variants], names))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -113,16 +113,7 @@ def main() -> None:
             res = evaluate_sequence(gt, mattes[label])
             rows.append({"variant": label, "sequence": name, "J": res.J.mean, "F": res.F.mean})
             log.info("%-18s %-14s J %.3f F %.3f", name, label, res.J.mean, res.F.mean)
-    print("\n| variant | J | F | J&F | wins | " + " | ".join(names) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(names))
-    base = {r["sequence"]: (r["J"] + r["F"]) / 2 for r in rows if r["variant"] == "plain"}
-    for label in labels:
-        rs = {r["sequence"]: r for r in rows if r["variant"] == label}
-        j, f = np.mean([r["J"] for r in rs.values()]), np.mean([r["F"] for r in rs.values()])
-        jf = {n: (rs[n]["J"] + rs[n]["F"]) / 2 for n in names}
-        wins = sum(jf[n] > base[n] + 5e-4 for n in names)
-        print(f"| {label} | {j:.3f} | {f:.3f} | {(j + f) / 2:.3f} | {wins}/{len(names)} | "
-              + " | ".join(f"{jf[n]:.3f}" for n in names) + " |")
+    print(bench_follow.table(rows, labels, names))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -113,3 +113,12 @@ def test_cached_probabilities_are_reused_only_for_the_same_parent_and_settings(t
     np.savez_compressed(tmp_path / "shot.npz", prob=kept)
     with pytest.raises(_Refit):
         bench.probabilities(_no_parent, seq, settings, tmp_path, key)
+
+
+def test_table_counts_wins_against_the_plain_matte():
+    rows = [{"variant": v, "sequence": s, "J": j, "F": f} for v, s, j, f in [
+        ("plain", "a", 0.5, 0.7), ("plain", "b", 0.8, 0.8),
+        ("x", "a", 0.6, 0.7), ("x", "b", 0.8, 0.8004)]]  # a: +0.05; b: +0.0002, a tie
+    lines = bench.table(rows, ["plain", "x"], ["a", "b"]).strip().splitlines()
+    assert lines[2] == "| plain | 0.650 | 0.750 | 0.700 | 0/2 | 0.600 | 0.800 |"
+    assert lines[3] == "| x | 0.700 | 0.750 | 0.725 | 1/2 | 0.650 | 0.800 |"

@@ -20,16 +20,11 @@ from osvos_plugin.snapping import SnapConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-train_contours = _load("train_contours")
-bench_snap = _load("bench_snap")
+spec = importlib.util.spec_from_file_location("bench_snap", ROOT / "benchmarks" / "bench_snap.py")
+bench_snap = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = bench_snap
+spec.loader.exec_module(bench_snap)
+train_contours = bench_snap.train_contours  # loaded beside it
 
 
 def test_boundaries_are_the_pixels_next_to_a_change_of_label():
