@@ -57,12 +57,20 @@ def contour_maps(detector: ContourDetector, frames: np.ndarray, long_side: int, 
     return np.concatenate(out)
 
 
-def snapped(prob: np.ndarray, contours: np.ndarray, frame: np.ndarray, threshold: float, cfg: SnapConfig) -> np.ndarray:
-    """The render's snap of one plate-size probability map with a processing-size contour map."""
+def snapped(prob: np.ndarray, contours: np.ndarray, frame: np.ndarray, threshold: float, cfg: SnapConfig,
+            keep: float = 1.0) -> np.ndarray:
+    """The render's snap of one plate-size probability map with a processing-size contour map. ``keep`` < 1:
+    pixels whose probability is at least ``keep`` stay as they were (the vote may not remove what the network
+    is sure of, such as a part thinner than the superpixels)."""
     size = prob.shape
     scale = 0.5 * (size[0] / contours.shape[0] + size[1] / contours.shape[1])
     big = cv2.resize(contours, size[::-1], interpolation=cv2.INTER_LINEAR)
-    return snap_probability(prob, big, frame.astype(np.float32) / 255, threshold, cfg, scale)
+    out = snap_probability(prob, big, frame.astype(np.float32) / 255, threshold, cfg, scale)
+    return out if keep >= 1.0 else np.where(prob >= keep, prob, out)
+
+
+def _label(contours: str, level: float, keep: float) -> str:
+    return f"{contours} {level:g}" + (f" keep {keep:g}" if keep < 1 else "")
 
 
 def main() -> None:
@@ -73,6 +81,8 @@ def main() -> None:
     ap.add_argument("--sequences", required=True)
     ap.add_argument("--contours", default="bsds", help="Comma-separated: bsds, or label=head.safetensors.")
     ap.add_argument("--levels", default="0.15")
+    ap.add_argument("--keep", default="1",
+                    help="Comma-separated: pixels at least this sure are never snapped away (1: off).")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -87,8 +97,9 @@ def main() -> None:
         label, _, path = item.partition("=")
         nets[label] = ContourDetector(device, dtype, train_contours.load_contour_net(path or None))
     levels = [float(v) for v in args.levels.split(",")]
+    keeps = [float(v) for v in args.keep.split(",")]
     names = args.sequences.split(",")
-    labels = ["plain"] + [f"{c} {lv:g}" for c in nets for lv in levels]
+    labels = ["plain"] + [_label(c, lv, k) for c in nets for lv in levels for k in keeps]
     rows = []
     for name in names:
         with np.load(args.cache / f"{name}.npz") as kept:
@@ -105,8 +116,9 @@ def main() -> None:
             for lv in levels:
                 cfg = SnapConfig(level=lv)
                 t = time.perf_counter()
-                mattes[f"{c} {lv:g}"] = [snapped(p, m, f, settings.threshold, cfg) > settings.threshold
-                                         for p, m, f in zip(prob, maps, seq.frames, strict=True)]
+                for k in keeps:
+                    mattes[_label(c, lv, k)] = [snapped(p, m, f, settings.threshold, cfg, k) > settings.threshold
+                                                for p, m, f in zip(prob, maps, seq.frames, strict=True)]
                 log.info("%s %s %g: contours %.3f s, snap %.3f s a frame", name, c, lv, t_c,
                          (time.perf_counter() - t) / len(maps))
         for label in labels:

@@ -77,3 +77,19 @@ def test_the_replayed_snap_puts_a_shifted_edge_on_the_contour():
     out = bench_snap.snapped(prob, contours, frame, 0.75, SnapConfig(level=0.15, spacing=2.5, band=3.5))
     assert ((prob > 0.75) != truth).sum() == 2 * 2 * (hi - lo)
     assert ((out > 0.75) != truth).sum() <= 4  # the watershed's corners at most
+
+
+def test_keep_spares_what_the_network_is_sure_of():
+    """A one-pixel-wide line the contours do not outline: the vote removes it, unless it is sure enough."""
+    size = 48
+    frame = np.full((size, size, 3), 90, np.uint8)
+    prob = np.full((size, size), 0.1, np.float32)
+    prob[:, 20] = 0.99  # the line
+    prob[10:30, 30:40] = 0.8  # a block: the vote keeps most of it
+    contours = np.zeros((size, size), np.float32)
+    cfg = SnapConfig(level=0.15, spacing=2.5, band=3.5)
+    plain = bench_snap.snapped(prob, contours, frame, 0.75, cfg)
+    assert not (plain[:, 20] > 0.75).any()  # one region of one colour: the line is outvoted
+    kept = bench_snap.snapped(prob, contours, frame, 0.75, cfg, keep=0.95)
+    assert (kept[:, 20] > 0.75).all()
+    assert np.array_equal(kept[prob < 0.95], plain[prob < 0.95])
