@@ -65,8 +65,12 @@ def snapped(prob: np.ndarray, contours: np.ndarray, frame: np.ndarray, threshold
     size = prob.shape
     scale = 0.5 * (size[0] / contours.shape[0] + size[1] / contours.shape[1])
     big = cv2.resize(contours, size[::-1], interpolation=cv2.INTER_LINEAR)
-    out = snap_probability(prob, big, frame.astype(np.float32) / 255, threshold, cfg, scale)
-    return out if keep >= 1.0 else np.where(prob >= keep, prob, out)
+    return spare(prob, snap_probability(prob, big, frame.astype(np.float32) / 255, threshold, cfg, scale), keep)
+
+
+def spare(prob: np.ndarray, snapped_prob: np.ndarray, keep: float) -> np.ndarray:
+    """``snapped_prob`` with the pixels whose own probability is at least ``keep`` as they were (1: none)."""
+    return snapped_prob if keep >= 1.0 else np.where(prob >= keep, prob, snapped_prob)
 
 
 def _label(contours: str, level: float, keep: float) -> str:
@@ -95,6 +99,10 @@ def main() -> None:
     nets = {}
     for item in args.contours.split(","):
         label, _, path = item.partition("=")
+        if not path and label != "bsds":
+            raise SystemExit(f"--contours {item}: name a head file (label=head.safetensors), or bsds")
+        if path and not Path(path).is_file():
+            raise SystemExit(f"--contours {item}: {path} does not exist; make it with train_contours.py")
         nets[label] = ContourDetector(device, dtype, train_contours.load_contour_net(path or None))
     levels = [float(v) for v in args.levels.split(",")]
     keeps = [float(v) for v in args.keep.split(",")]
@@ -102,6 +110,8 @@ def main() -> None:
     labels = ["plain"] + [_label(c, lv, k) for c in nets for lv in levels for k in keeps]
     rows = []
     for name in names:
+        if not (args.cache / f"{name}.npz").is_file():
+            raise SystemExit(f"{args.cache / name}.npz: no kept probabilities; run bench_follow.py --cache first")
         with np.load(args.cache / f"{name}.npz") as kept:
             if "key" not in kept or str(kept["key"]) != key:
                 raise SystemExit(f"{args.cache / name}.npz: made by another parent or other settings")
@@ -116,11 +126,13 @@ def main() -> None:
             for lv in levels:
                 cfg = SnapConfig(level=lv)
                 t = time.perf_counter()
-                for k in keeps:
-                    mattes[_label(c, lv, k)] = [snapped(p, m, f, settings.threshold, cfg, k) > settings.threshold
-                                                for p, m, f in zip(prob, maps, seq.frames, strict=True)]
+                done = [snapped(p, m, f, settings.threshold, cfg) for p, m, f in zip(prob, maps, seq.frames,
+                                                                                      strict=True)]
                 log.info("%s %s %g: contours %.3f s, snap %.3f s a frame", name, c, lv, t_c,
                          (time.perf_counter() - t) / len(maps))
+                for k in keeps:  # one snap a frame, spared as each variant asks
+                    mattes[_label(c, lv, k)] = [spare(p, d, k) > settings.threshold
+                                                for p, d in zip(prob, done, strict=True)]
         for label in labels:
             res = evaluate_sequence(gt, mattes[label])
             rows.append({"variant": label, "sequence": name, "J": res.J.mean, "F": res.F.mean})

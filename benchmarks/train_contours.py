@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -26,9 +25,11 @@ from safetensors.torch import load_file, save_file
 
 from osvos_plugin.data.davis import default_davis_root, list_sequences, load_sequence
 from osvos_plugin.device import autocast, configure_cpu_threads, resolve_device, resolve_precision
+from osvos_plugin.files import atomic_write
 from osvos_plugin.losses import deep_supervision_loss
 from osvos_plugin.network import HEDContourNet
 from osvos_plugin.parent import FOLDS, FrameSampler, ParentConfig
+from osvos_plugin.training import lr_factor
 from osvos_plugin.weights import load_hed_contour_net
 
 log = logging.getLogger("train_contours")
@@ -61,9 +62,10 @@ def load_contour_net(path: str | Path | None) -> HEDContourNet:
     if path:
         head = load_file(str(path))
         own = net.state_dict()
-        unknown = sorted(set(head) - set(own))
+        unknown = sorted(n for n in head if n not in own or head[n].shape != own[n].shape)
         if unknown:
-            raise ValueError(f"{path}: not a contour head of this network (unknown tensors {unknown[:3]})")
+            raise ValueError(f"{path}: not a contour head of this network (unknown or misshapen tensors "
+                             f"{unknown[:3]}); make one with train_contours.py")
         own.update(head)
         net.load_state_dict(own)
     return net.eval()
@@ -75,7 +77,8 @@ def main() -> None:
     ap.add_argument("--hold-out-fold", choices=sorted(FOLDS), required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--train-stages", type=int, default=1, help="Last VGG stages trained (0: side outputs only).")
+    ap.add_argument("--train-stages", type=int, default=1, choices=range(6),
+                    help="Last VGG stages trained (0: side outputs only).")
     ap.add_argument("--learning-rate", type=float, default=1e-4)
     ap.add_argument("--long-side", type=int, default=480)
     ap.add_argument("--seed", type=int, default=0)
@@ -102,7 +105,7 @@ def main() -> None:
         image, mask = sampler(step)
         target = boundaries(mask)
         for g in opt.param_groups:  # cosine to 1/20, as fine-tuning
-            g["lr"] = args.learning_rate * (0.05 + 0.475 * (1 + math.cos(math.pi * step / args.steps)))
+            g["lr"] = args.learning_rate * lr_factor(step, args.steps, "cosine")
         with autocast(device, dtype):
             fused, sides = net.forward_with_sides(image)
         loss = deep_supervision_loss(fused.float(), [s.float() for s in sides], target, side_weight=1.0)
@@ -112,10 +115,10 @@ def main() -> None:
         if step % 100 == 0 or step == args.steps - 1:
             log.info("step %d loss %.4f (%.2f s a step)", step, loss.item(), (time.perf_counter() - t) / (step + 1))
     state = {n: p.detach().float().cpu().contiguous() for n, p in net.named_parameters() if n in names_trained}
+    meta = {"hold_out_fold": args.hold_out_fold, "steps": str(args.steps), "train_stages": str(args.train_stages),
+            "sequences": json.dumps(names)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(args.out), metadata={"hold_out_fold": args.hold_out_fold, "steps": str(args.steps),
-                                              "train_stages": str(args.train_stages),
-                                              "sequences": json.dumps(names)})
+    atomic_write(args.out, lambda tmp: save_file(state, str(tmp), metadata=meta))  # never a half-written head
     log.info("wrote %s (%d tensors) after %.0f s", args.out, len(state), time.perf_counter() - t)
 
 

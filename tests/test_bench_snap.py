@@ -93,3 +93,9 @@ def test_keep_spares_what_the_network_is_sure_of():
     kept = bench_snap.snapped(prob, contours, frame, 0.75, cfg, keep=0.95)
     assert (kept[:, 20] > 0.75).all()
     assert np.array_equal(kept[prob < 0.95], plain[prob < 0.95])
+
+
+def test_a_head_of_the_wrong_shape_is_refused(tmp_path):
+    save_file({"fuse.weight": torch.zeros(1, 4, 1, 1)}, str(tmp_path / "small.safetensors"))
+    with pytest.raises(ValueError, match="small.safetensors: not a contour head.*fuse.weight"):
+        train_contours.load_contour_net(tmp_path / "small.safetensors")
