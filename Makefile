@@ -24,7 +24,7 @@ test: setup blender-setup
 	$(PY) -m pytest -q -rs
 
 demo: setup
-	$(VENV)/bin/osvos-demo --output-dir demo_out
+	$(VENV)/bin/osvos-demo --output-dir demo_out --large-object-scale 1  # at 480 px, to stay quick (README)
 
 lint: setup
 	$(VENV)/bin/ruff check --fix osvos_plugin host_adapters tests benchmarks scripts

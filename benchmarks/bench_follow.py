@@ -87,6 +87,12 @@ def follow(probs: list[np.ndarray], painted: np.ndarray, threshold: float, margi
     return out
 
 
+def for_sequence(settings: RenderSettings, seq: DavisSequence) -> RenderSettings:
+    """The settings a render of ``seq`` painted on frame 0 runs with (Large Object Scale, from the painted
+    object's share of the frame)."""
+    return settings.for_object(float(np.mean(seq.masks[0] > 127)))
+
+
 def cache_key(parent_path: Path, settings: RenderSettings) -> str:
     """What made a sequence's probabilities: the parent's bytes and the fine-tuning and inference settings.
     A cached file made by anything else is made again, never reused."""
@@ -149,7 +155,6 @@ def main() -> None:
     settings = RenderSettings.resolve({})
     root = args.davis_root or default_davis_root()
     parent_path = Path(args.parent) if args.parent else default_parent_path()
-    key = cache_key(parent_path, settings)
     parent = functools.cache(lambda: load_parent(parent_path))
     variants = [("plain", None, 0.0, True, 0.0)] + [
         (f"{mode} {margin:g}{'' if grow else ' fixed'}{f' recover {rec:g}' if rec else ''}", mode, margin, grow, rec)
@@ -159,7 +164,8 @@ def main() -> None:
     names = args.sequences.split(",")
     for name in names:
         seq = load_sequence(root, name)
-        prob = probabilities(parent, seq, settings, args.cache, key).astype(np.float32)
+        sized = for_sequence(settings, seq)
+        prob = probabilities(parent, seq, sized, args.cache, cache_key(parent_path, sized)).astype(np.float32)
         gt = [m > 127 for m in seq.masks]
         for label, mode, margin, grow, rec in variants:
             mattes = ([p > settings.threshold for p in prob] if mode is None else

@@ -71,7 +71,8 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
         seq = load_sequence(root, name)
         rgb0 = seq.frames[0].astype(np.float32) / 255
         mask0 = (seq.masks[0] > 127).astype(np.float32)
-        cfg = replace(settings.finetune(), schedule=schedule, **(finetune_overrides or {}))
+        sized = settings.for_object(float(mask0.mean()))  # Large Object Scale, as a render decides it
+        cfg = replace(sized.finetune(), schedule=schedule, **(finetune_overrides or {}))
         models = _finetune_budgets(parent, (rgb0, mask0), budgets, cfg)
         for budget in budgets:
             model, t_ft = models.pop(budget)
@@ -81,9 +82,9 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
                 n = len(seq.frames)
                 picks = frames_to_learn_from(list(range(n)), list(range(n)), settings.self_train_frames, {0})
                 model = self_train(model, [(rgb0, mask0)], [seq.frames[i].astype(np.float32) / 255 for i in picks],
-                                   settings.self_train())
+                                   sized.self_train())
                 t_st = time.perf_counter() - t
-            seg = Segmenter(model, settings.inference())
+            seg = Segmenter(model, sized.inference())
             t = time.perf_counter()
             frames = ((i, f.astype(np.float32) / 255) for i, f in enumerate(seq.frames))
             preds = [m for _, m in seg.stream(frames)]
@@ -97,6 +98,7 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
                 for i, p in enumerate(preds):
                     cv2.imwrite(str(out / f"{i:05d}.png"), (p > 0.5).astype(np.uint8) * 255)
             rows.append({"budget": budget, "sequence": name, "J": res.J.mean, "F": res.F.mean,
+                         "process_size": sized.process_size,
                          "J_recall": res.J.recall, "J_decay": res.J.decay,
                          "finetune_s": t_ft + t_st, "selftrain_s": t_st, "infer_s_per_frame": t_inf / len(preds),
                          "frames": len(preds)})
@@ -113,6 +115,8 @@ def main() -> None:
     ap.add_argument("--sequences", default=",".join(HELD_OUT))
     ap.add_argument("--budgets", default="0,50,100,200,500,1000")
     ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
+    ap.add_argument("--large-object-scale", type=float, default=None,
+                    help="Processing size multiple for objects painted large (default: plugin.json's; 1: off)")
     ap.add_argument("--device", default=None, help="(default: plugin.json's)")
     ap.add_argument("--schedule", default=FinetuneConfig.schedule, choices=("cosine", "constant"),
                     help="constant: one run per sequence, snapshotted at each budget")
@@ -130,7 +134,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budgets = [int(b) for b in args.budgets.split(",")]
     # what a render runs: the manifest's defaults, overridden where asked
-    asked = {"process_size": args.process_size, "device": args.device, "flip_average": args.flip_average,
+    asked = {"process_size": args.process_size, "large_object_scale": args.large_object_scale, "device": args.device,
+             "flip_average": args.flip_average,
              "self_train_iterations": args.self_train_iterations, "threshold": args.threshold}
     settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
     overrides = {}
@@ -153,7 +158,8 @@ def main() -> None:
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
-        meta = {"process_size": settings.process_size, "schedule": args.schedule, "finetune": overrides,
+        meta = {"process_size": settings.process_size, "large_object_scale": settings.large_object_scale,
+                "schedule": args.schedule, "finetune": overrides,
                 "self_train_iterations": settings.self_train_iterations, "flip_average": settings.flip_average,
                 "threshold": settings.threshold}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))

@@ -92,7 +92,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     configure_cpu_threads()
     settings = RenderSettings.resolve({})
-    key = bench_follow.cache_key(Path(args.parent) if args.parent else default_parent_path(), settings)
+    parent_path = Path(args.parent) if args.parent else default_parent_path()
     root = args.davis_root or default_davis_root()
     device = resolve_device("auto")
     dtype = resolve_precision("auto", device)
@@ -112,16 +112,17 @@ def main() -> None:
     for name in names:
         if not (args.cache / f"{name}.npz").is_file():
             raise SystemExit(f"{args.cache / name}.npz: no kept probabilities; run bench_follow.py --cache first")
+        seq = load_sequence(root, name)
+        sized = bench_follow.for_sequence(settings, seq)
         with np.load(args.cache / f"{name}.npz") as kept:
-            if "key" not in kept or str(kept["key"]) != key:
+            if "key" not in kept or str(kept["key"]) != bench_follow.cache_key(parent_path, sized):
                 raise SystemExit(f"{args.cache / name}.npz: made by another parent or other settings")
             prob = kept["prob"].astype(np.float32)
-        seq = load_sequence(root, name)
         gt = [m > 127 for m in seq.masks]
         mattes = {"plain": [p > settings.threshold for p in prob]}
         for c, det in nets.items():
             t = time.perf_counter()
-            maps = contour_maps(det, seq.frames, settings.process_size)
+            maps = contour_maps(det, seq.frames, sized.process_size)
             t_c = (time.perf_counter() - t) / len(maps)
             for lv in levels:
                 cfg = SnapConfig(level=lv)

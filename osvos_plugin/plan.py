@@ -22,7 +22,15 @@ from osvos_contract.patterns import OBJECT_TOKEN, object_output, split_token, wi
 from . import __version__
 from .device import inference_precision, resolve_device
 from .errors import InputError
-from .io import PlateError, check_frames_exist, format_frame_path, object_names, read_matte_metadata, resolve_sequence
+from .io import (
+    PlateError,
+    check_frames_exist,
+    format_frame_path,
+    object_names,
+    painted_share,
+    read_matte_metadata,
+    resolve_sequence,
+)
 from .models import default_parent_path
 from .outputs import (
     FINGERPRINT_KEY,
@@ -142,6 +150,7 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
         painted.append(kf.object)
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
     objects = _objects(job, keyframes, painted, settings)
+    settings = _sized(job, settings, keyframes)
     def files(out: Path) -> list[Path]:
         return matte_files(out, objects, settings.output_format)
 
@@ -167,6 +176,30 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
                       _self_train_frames(job, settings, frames, {f for _, f in keyframes}), need_model, fine_tune,
                       fingerprint, parent if fine_tune else None, stale, incomplete,
                       tuple(painted) if fine_tune else (), tuple(objects), keep, kept, identity)
+
+
+def _sized(job: RenderJob, settings: RenderSettings, keyframes: list[tuple[str | os.PathLike, int]]) -> RenderSettings:
+    """The settings with the processing size the object asks for (Large Object Scale): decided on the first
+    keyframe's frame, so that a correction painted later keeps the kept model's size. A loaded model runs at
+    the larger size when its record says it was fine-tuned at it (a farm's render tasks, after its training
+    task)."""
+    if settings.large_object_scale <= 1.0:
+        return settings
+    if job.load_model is not None:
+        try:
+            made_at = read_checkpoint_info(job.load_model).provenance.get("process_size")
+        except WeightsError:  # the render's own check of the file says why
+            made_at = None
+        return settings.for_object(1.0 if made_at == settings.large_size else 0.0)
+    if not keyframes:
+        return settings
+    first = keyframes[0][1]
+    share = painted_share([m for m, f in keyframes if f == first])
+    sized = settings.for_object(share)
+    if share is not None:
+        log.info("the object painted on frame %d covers %.1f%% of the frame: the network runs at %d px",
+                 first, 100 * share, sized.process_size)
+    return sized
 
 
 def kept_model_path(output: str | os.PathLike) -> Path:

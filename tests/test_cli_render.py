@@ -107,7 +107,9 @@ def test_json_progress_for_hosts(shot, tiny_parent, capsys):
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     stages = [r["stage"] for r in records]
     assert stages.count("finetune") == 3 and stages[-1] == "infer" and records[-1]["fraction"] == 1.0
-    assert stages[0] == "check" and (records[0]["done"], records[0]["total"]) == (5, 5)  # the plate check first
+    # the plate check first, to its end (how often it reports on the way depends on the machine's speed)
+    checks = stages.index("finetune")
+    assert set(stages[:checks]) == {"check"} and (records[checks - 1]["done"], records[checks - 1]["total"]) == (5, 5)
     assert all(set(r) == {"stage", "done", "total", "fraction", "loss", "eta_s"} for r in records)
 
 
@@ -318,3 +320,40 @@ def test_demo_renders_the_shot_and_its_plate_resolution_case(tmp_path, capsys):
     assert (matte.spec().width, matte.spec().height) == (1920, 1080)
     picture = oiio.ImageBuf(str(tmp_path / "edges.png"))
     assert (picture.spec().width, picture.spec().height) == (1920, 720)
+
+
+def _square_shot(folder, side: int) -> list[np.ndarray]:
+    """Five 96x64 frames of a bright textured square (``side`` px) moving over a dark noisy ground; its masks."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    (folder / "plate").mkdir(parents=True)
+    masks = []
+    for i in range(5):
+        img = rng.integers(0, 60, (64, 96, 3), dtype=np.uint8)
+        m = np.zeros((64, 96), bool)
+        m[12:12 + side, 10 + 4 * i:10 + 4 * i + side] = True
+        img[m] = rng.integers(190, 256, (int(m.sum()), 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / "plate" / f"sq.{i + 1}.png"), img)
+        masks.append(m)
+    cv2.imwrite(str(folder / "roto.png"), masks[0].astype(np.uint8) * 255)
+    return masks
+
+
+@pytest.mark.parametrize("scale, runs_at", [(None, 114), ("1", 64)])
+def test_an_object_painted_large_is_learnt_and_segmented_at_the_larger_size(tmp_path, scale, runs_at):
+    """End to end: a square over 15% of the frame runs at Processing Size x Large Object Scale (64 x 1.78), or
+    with the scale at 1 at Processing Size; the matte matches the square either way (the shipped parent)."""
+    from osvos_plugin.io import read_mask
+    from osvos_plugin.weights import read_checkpoint_info
+
+    masks = _square_shot(tmp_path, 30)
+    args = [str(tmp_path / "plate" / "sq.#.png"), "--mask", str(tmp_path / "roto.png"), "--mask-frame", "1",
+            "-o", str(tmp_path / "out" / "m.#.png"), "--iterations", "40", "--process-size", "64", "--device", "cpu",
+            "--precision", "fp32", "--progress", "none", "--output-format", "png8", "--no-flip-average",
+            "--save-model", str(tmp_path / "ft.safetensors"), *(["--large-object-scale", scale] if scale else [])]
+    assert render_main(args) == 0
+    assert read_checkpoint_info(tmp_path / "ft.safetensors").provenance["process_size"] == runs_at
+    for f, truth in enumerate(masks, 1):
+        matte = read_mask(tmp_path / "out" / f"m.{f}.png", allow_empty=True) >= 0.5
+        assert (matte & truth).sum() / (matte | truth).sum() > 0.9, f"frame {f}"

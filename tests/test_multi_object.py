@@ -187,8 +187,10 @@ def _layers(path):
     return {n: pixels[..., i] for i, n in enumerate(names)}
 
 
+# at Processing Size whatever the objects' size (Large Object Scale 1): the larger network is tested elsewhere
 FAST_OBJECTS = ["--iterations", "80", "--process-size", "96", "--threshold", "0.5", "--no-flip-average",
-                "--device", "cpu", "--precision", "fp32", "--progress", "none", "--mask-frame", "1001"]
+                "--device", "cpu", "--precision", "fp32", "--progress", "none", "--mask-frame", "1001",
+                "--large-object-scale", "1"]
 
 
 @pytest.mark.slow

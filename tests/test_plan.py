@@ -114,3 +114,35 @@ def test_planning_writes_nothing(plates):
     before = sorted(p.relative_to(plates) for p in plates.rglob("*"))
     _plan(plates, overwrite=True, self_train_iterations=10)
     assert sorted(p.relative_to(plates) for p in plates.rglob("*")) == before
+
+
+def test_an_object_painted_large_runs_at_the_larger_size(plates, tiny_parent):
+    """Large Object Scale: decided on the first keyframe's object, recorded in the fingerprint as what runs."""
+    import cv2
+    import numpy as np
+
+    from osvos_plugin.weights import load_checkpoint, save_checkpoint
+
+    big, small = np.zeros((48, 64), np.uint8), np.zeros((48, 64), np.uint8)
+    big[10:30, 10:40] = 255  # 20% of the frame
+    small[10:14, 10:20] = 255  # 1.3%
+    cv2.imwrite(str(plates / "big.png"), big)
+    cv2.imwrite(str(plates / "small.png"), small)
+    _, large = _plan(plates, [Keyframe(plates / "big.png")], process_size=64)
+    assert large.settings.process_size == 114 and large.settings.finetune().process_size == 114
+    _, explicit = _plan(plates, [Keyframe(plates / "big.png")], process_size=114, large_object_scale=1.0)
+    assert explicit.fingerprint == large.fingerprint  # the same network size: the same mattes
+    _, painted_small = _plan(plates, [Keyframe(plates / "small.png")], process_size=64)
+    assert painted_small.settings.process_size == 64
+    _, off = _plan(plates, [Keyframe(plates / "big.png")], process_size=64, large_object_scale=1.0)
+    assert off.settings.process_size == 64 and off.fingerprint != large.fingerprint
+    # a correction painted later on a smaller object keeps the first keyframe's size (and the kept model's)
+    _, corrected = _plan(plates, [Keyframe(plates / "big.png"), Keyframe(plates / "small.png", 1005)], process_size=64)
+    assert corrected.settings.process_size == 114
+    # a loaded model (a farm's render task) runs at the size it was fine-tuned at
+    model, _ = load_checkpoint(tiny_parent)
+    for made_at, runs_at in ((114, 114), (64, 64)):
+        path = plates / f"ft{made_at}.safetensors"
+        save_checkpoint(model, path, provenance={"kind": "fine-tuned", "process_size": made_at})
+        _, loaded = _plan(plates, [], process_size=64, overwrite=True, load_model=str(path))
+        assert loaded.settings.process_size == runs_at

@@ -119,3 +119,18 @@ def test_library_configs_take_their_defaults_from_the_manifest():
     s = RenderSettings.resolve()
     assert FinetuneConfig() == s.finetune() and InferenceConfig() == s.inference()
     assert SelfTrainConfig().flip_average == s.flip_average
+
+
+def test_an_object_painted_large_runs_at_large_object_scale():
+    s = RenderSettings.resolve({})
+    assert (s.process_size, s.large_size) == (480, 854)  # a 480p plate's own size
+    assert s.for_object(0.039) is s and s.for_object(None) is s  # painted small, or not known: as set
+    big = s.for_object(0.04)
+    assert (big.process_size, big.large_object_scale) == (854, 1.0)
+    assert big.finetune().process_size == big.self_train().process_size == big.inference().process_size == 854
+    assert big.for_object(0.5) == big  # never scaled twice
+    assert RenderSettings.resolve({"process_size": 64}).for_object(0.5).process_size == 114
+    off = RenderSettings.resolve({"large_object_scale": 1.0})
+    assert off.for_object(0.9) is off
+    with pytest.raises(InputError, match="large_object_scale"):
+        RenderSettings.resolve({"large_object_scale": 0.5})

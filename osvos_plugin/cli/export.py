@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Write even when the running torch is newer than the Nuke release's (the file may "
                         "not load there).")
     parser.add_argument(size.flag, dest="process_size", type=int, default=None, metavar="INT",
-                        help=f"{size.help} 0 runs at the input's own size. (default: {size.default}; "
-                        "it stays adjustable as the model's process_size attribute)")
+                        help=f"{size.help} 0 runs at the input's own size. (default: the size the model was "
+                        f"fine-tuned at, which its record holds, else {size.default}; it stays adjustable as the "
+                        "model's process_size attribute)")
     threshold = load_manifest().parameter("threshold")
     parser.add_argument(threshold.flag, dest="threshold", type=float, default=None, metavar="FLOAT",
                         help="Probability at which the exported soft matte is 0.5, as the render's soft matte "
@@ -71,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
     size = load_manifest().parameter("process_size")
-    process_size = size.default if args.process_size is None else args.process_size
-    if process_size != 0:
+    process_size = args.process_size
+    if process_size is not None and process_size != 0:
         try:
             process_size = size.validate(process_size)
         except ValueError as e:
@@ -95,6 +96,9 @@ def _main(args: argparse.Namespace, cancel: threading.Event) -> int:
     if args.output.exists() and not args.overwrite:
         raise OutputError(f"{args.output} exists; pass --overwrite to replace it")
     model, info = load_checkpoint(args.model)
+    if process_size is None:  # the size it learnt at (Large Object Scale for a large object), as a render runs it
+        recorded = info.provenance.get("process_size")
+        process_size = recorded if isinstance(recorded, int) and recorded > 0 else size.default
     metadata = {"source_model": str(args.model), "provenance": info.provenance}
     if args.cattery:
         folder = write_cattery_package(model, args.output, process_size, args.nuke, threshold, metadata)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..files import atomic_write
 from .colour import ColourSettings, auto_colorspace, to_display_srgb
 from .errors import CheckStopped, FrameProblem, MaskError, OutputError, PlateError
-from .keyframes import load_keyframes, load_object_keyframes, object_names
+from .keyframes import load_keyframes, load_object_keyframes, object_names, painted_share
 from .masks import read_mask
 from .mattes import MATTE_FORMATS, check_matte_path, read_matte_metadata, write_matte
 from .plates import (
@@ -44,6 +44,7 @@ __all__ = [
     "load_keyframes",
     "load_object_keyframes",
     "object_names",
+    "painted_share",
     "write_matte",
     "read_matte_metadata",
     "check_matte_path",

@@ -69,6 +69,23 @@ def object_names(keyframes: list[tuple[str | os.PathLike, int, str | None]]) -> 
     return names
 
 
+def painted_share(masks: list[str | os.PathLike]) -> float | None:
+    """The share of the frame the smallest object painted in ``masks`` covers (a palette PNG: each of its
+    objects; any other mask: its pixels at 0.5 or more). None when a mask cannot be read: loading the
+    keyframes reports why."""
+    shares = []
+    for mask in masks:
+        try:
+            labels = read_labels(mask)
+            if labels is not None:
+                shares += [float(np.mean(labels == i)) for i in set(np.unique(labels).tolist()) - {0}]
+            else:
+                shares.append(float(np.mean(read_mask(mask) >= 0.5)))
+        except MaskError:
+            return None
+    return min(shares, default=None)
+
+
 def load_object_keyframes(
     source: str | os.PathLike,
     keyframes: list[tuple[str | os.PathLike, int, str | None]],

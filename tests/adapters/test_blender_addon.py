@@ -154,7 +154,7 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
         "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
         "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
         "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "frames": "1002-1004",
-                   "device": "cpu"},
+                   "device": "cpu", "large_object_scale": 1.0},  # the untrained heads' 2 steps: kept at 64 px
         "render_frames": [CLIP_START + 1, CLIP_START + 3], "size": [96, 54],
     })
     install = result["install"]
@@ -172,7 +172,7 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     # Only what the test changed reaches the command line: every other property holds plugin.json's default.
     assert {c for c in cmd if c.startswith("--")} == {
         "--mask", "--output", "--parent", "--frames", "--iterations", "--process-size", "--soft-matte",
-        "--device", "--mask-frame", "--progress", "--input-colorspace"}
+        "--device", "--mask-frame", "--progress", "--input-colorspace", "--large-object-scale"}
     # The clip's colour space, named in Blender's OCIO config, which the engine is handed as $OCIO.
     assert cmd[cmd.index("--input-colorspace") + 1] == "sRGB"
     assert run["env_ocio"].endswith("config.ocio") and Path(run["env_ocio"]).is_file()

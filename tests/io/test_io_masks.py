@@ -142,3 +142,25 @@ def test_unreadable_mask(tmp_path: Path) -> None:
         read_mask(bad)
     with pytest.raises(MaskError, match="does not exist"):
         read_mask(tmp_path / "nope.png")
+
+
+def test_painted_share_is_the_smallest_painted_objects(tmp_path: Path) -> None:
+    import cv2
+    from PIL import Image
+
+    from osvos_plugin.io import painted_share
+
+    grey = np.zeros((40, 50), np.uint8)
+    grey[:10, :20] = 255  # 200 of 2,000 pixels
+    grey[30, 40] = 100  # under 0.5: not painted
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    labels = np.zeros((40, 50), np.uint8)
+    labels[:4, :10] = 1  # 40 pixels
+    labels[20:30, 20:30] = 2  # 100 pixels
+    img = Image.fromarray(labels, mode="P")
+    img.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9))
+    img.save(tmp_path / "labels.png")
+    assert painted_share([tmp_path / "grey.png"]) == pytest.approx(0.1)
+    assert painted_share([tmp_path / "labels.png"]) == pytest.approx(0.02)  # each object of a palette mask
+    assert painted_share([tmp_path / "grey.png", tmp_path / "labels.png"]) == pytest.approx(0.02)
+    assert painted_share([tmp_path / "grey.png", tmp_path / "missing.png"]) is None  # loading says why
