@@ -165,6 +165,17 @@ def test_cli_exports_with_manifest_default_size(finetuned, tmp_path, demo_pair, 
                                _engine_matte(model, rgb, 480), atol=2e-5)
 
 
+def test_cli_exports_at_the_size_the_model_was_fine_tuned_at(finetuned, tmp_path, nuke_torch_version):
+    """A model fine-tuned for a large object (Large Object Scale) records its size; the export runs at it."""
+    model, _ = load_checkpoint(finetuned)
+    large = tmp_path / "large.safetensors"
+    save_checkpoint(model, large, provenance={"kind": "fine-tuned", "process_size": 854})
+    assert export_main([str(large), str(tmp_path / "a.pt")]) == 0
+    assert read_export_metadata(tmp_path / "a.pt")["process_size"] == 854
+    assert export_main([str(large), str(tmp_path / "b.pt"), "--process-size", "320"]) == 0  # asked: as asked
+    assert read_export_metadata(tmp_path / "b.pt")["process_size"] == 320
+
+
 def test_cli_errors_and_exit_codes(finetuned, tiny_parent, tmp_path, capsys, nuke_torch_version):
     out = tmp_path / "shot.pt"
     assert export_main([str(tmp_path / "missing.safetensors"), str(out)]) == 4
