@@ -235,5 +235,5 @@ def test_edge_refinement_gets_the_plate_at_full_size_as_its_guide(tmp_path, tiny
         render(RenderJob(str(tmp_path / "in" / "p.#.png"), str(tmp_path / f"o{refine}" / "m.#.png"),
                          [Keyframe(tmp_path / "roto.png", 1)], parent=tiny_parent,
                          params={"iterations": 1, "process_size": 64, "device": "cpu", "output_format": "png8",
-                                 "edge_refine": refine}))
+                                 "edge_refine": refine, "large_object_scale": 1.0}))  # 64 px whatever the size
     assert seen == [(48, 64), (96, 128)]  # shrunk for the network alone; at plate size as the guide
