@@ -78,8 +78,10 @@ class RenderSettings:
 
     @property
     def large_size(self) -> int:
-        """The processing size for an object painted large (Large Object Scale)."""
-        return round(self.process_size * self.large_object_scale)
+        """The processing size for an object painted large (Large Object Scale), never above the largest
+        Processing Size plugin.json allows."""
+        top = int(load_manifest().parameter("process_size").max)
+        return max(self.process_size, min(round(self.process_size * self.large_object_scale), top))
 
     def for_object(self, share: float | None) -> RenderSettings:
         """These settings for an object painted over ``share`` of the frame (the smallest object's, with

@@ -130,6 +130,7 @@ def test_an_object_painted_large_runs_at_large_object_scale():
     assert big.finetune().process_size == big.self_train().process_size == big.inference().process_size == 854
     assert big.for_object(0.5) == big  # never scaled twice
     assert RenderSettings.resolve({"process_size": 64}).for_object(0.5).process_size == 114
+    assert RenderSettings.resolve({"process_size": 3000}).for_object(0.5).process_size == 4096  # the manifest's top
     off = RenderSettings.resolve({"large_object_scale": 1.0})
     assert off.for_object(0.9) is off
     with pytest.raises(InputError, match="large_object_scale"):
