@@ -80,37 +80,44 @@ def step_arithmetic(device: torch.device, repeats: int) -> list[dict]:
     """One fine-tuning step's arithmetic (forward + backward, counted by torch's FlopCounterMode) and time
     at the fine-tuning size (480x270, fp32), with conv1 frozen (the default) and conv1-conv3 frozen, and a
     bare torchvision VGG16 ``features`` forward + backward beside them: how close the step runs to what
-    the cores can do, which says whether faster code or less arithmetic is what can speed it up."""
+    the cores can do, which says whether faster code or less arithmetic is what can speed it up. The
+    default step and VGG16 in both layouts, channels_last and NCHW: which one a CPU trains faster in."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from osvos_plugin.losses import deep_supervision_loss
     from osvos_plugin.training import trainable_parameters
 
     h, w = 270, 480
-    x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.zeros(1, 1, h, w, device=device)
     y[..., h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1
     rows = []
-    for freeze in (1, 3):
-        net = prepare_model(OSVOSNet(), device).train()
+    # the default step in both layouts (training runs NCHW where training_memory_format says so), conv1-conv3
+    # frozen in channels_last as before, and VGG16 in both
+    layouts = {"channels_last": torch.channels_last, "NCHW": torch.contiguous_format}
+    for freeze, layout in ((1, "channels_last"), (1, "NCHW"), (3, "channels_last")):
+        net = prepare_model(OSVOSNet(), device).to(memory_format=layouts[layout]).train()
         trainable_parameters(net, freeze)
+        x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=layouts[layout])
 
-        def step(net=net) -> None:
+        def step(net=net, x=x) -> None:
             fused, sides = net.forward_with_sides(x)
             deep_supervision_loss(fused, sides, y, 0.5).backward()
 
         with FlopCounterMode(display=False) as counter:
             step()
-        rows.append({"what": f"OSVOS fine-tuning step, conv1-conv{freeze} frozen",
+        rows.append({"what": f"OSVOS fine-tuning step, conv1-conv{freeze} frozen, {layout}",
                      "gflop": counter.get_total_flops() / 1e9, "s": time_it(step, device, repeats)})
-    vgg = prepare_model(torchvision.models.vgg16().features, device).train()
-    def vgg_step() -> None:
-        vgg(x).float().mean().backward()
+    for layout, fmt in layouts.items():
+        vgg = torchvision.models.vgg16().features.to(device=device, memory_format=fmt).train()
+        x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=fmt)
 
-    with FlopCounterMode(display=False) as counter:
-        vgg_step()
-    rows.append({"what": "torchvision VGG16 features, forward + backward", "gflop": counter.get_total_flops() / 1e9,
-                 "s": time_it(vgg_step, device, repeats)})
+        def vgg_step(vgg=vgg, x=x) -> None:
+            vgg(x).float().mean().backward()
+
+        with FlopCounterMode(display=False) as counter:
+            vgg_step()
+        rows.append({"what": f"torchvision VGG16 features, forward + backward, {layout}",
+                     "gflop": counter.get_total_flops() / 1e9, "s": time_it(vgg_step, device, repeats)})
     return rows
 
 

@@ -176,6 +176,15 @@ def shape_varying(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.backends.cudnn.flags(enabled=False)
 
 
+def training_memory_format(device: torch.device, dtype: torch.dtype) -> torch.memory_format:
+    """The layout training runs in: channels_last, except fp32 on a CPU whose kernels stop at AVX2, where
+    oneDNN's backward convolutions run much slower in channels_last than in NCHW (BENCHMARKS.md, "A
+    fine-tuning step's layout"). ATen's capability, not /proc/cpuinfo, so ``ATEN_CPU_CAPABILITY`` counts."""
+    if device.type == "cpu" and dtype == torch.float32 and torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return torch.contiguous_format
+    return torch.channels_last
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Move to ``device`` in channels_last, which oneDNN and cuDNN run faster for VGG convs."""
     return model.to(device=device, memory_format=torch.channels_last)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .device import autocast
+from .device import autocast, training_memory_format
 from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .losses import deep_supervision_loss
 from .network import OSVOSNet
@@ -84,6 +84,8 @@ def run_training(
     Returns the optimiser, so a caller can checkpoint and resume. Raises ``Cancelled`` between steps.
     """
     model.train()
+    layout = training_memory_format(device, dtype)
+    model.to(memory_format=layout)  # in place: an optimiser passed in keeps its parameters
     params = trainable_parameters(model, cfg.freeze_stages)
     opt = optimizer or make_optimizer(params, cfg)
     base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
@@ -102,13 +104,13 @@ def run_training(
             loss = 0.0
             for net, (image, mask, *weight) in zip(model.nets, batch, strict=True):
                 with autocast(device, dtype):
-                    fused, sides = net.forward_with_sides(image)
+                    fused, sides = net.forward_with_sides(image.contiguous(memory_format=layout))
                 loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
                                                     hard_negatives=cfg.hard_negatives)
         else:
             image, mask, *weight = batch
             with autocast(device, dtype):
-                fused, sides = model.forward_with_sides(image)
+                fused, sides = model.forward_with_sides(image.contiguous(memory_format=layout))
             loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
                                          exclusive=getattr(model, "exclusive_objects", True),
                                          hard_negatives=cfg.hard_negatives)

@@ -235,3 +235,34 @@ def test_coarse_to_fine_trains_its_first_steps_at_the_coarse_size(demo_pair, tin
     seen.clear()
     finetune(parent, [demo_pair(1001, long_side=128)], replace(cfg, coarse_size=0))
     assert seen == [128] * 8
+
+
+@pytest.mark.parametrize("capability,device,dtype,layout", [
+    ("AVX2", "cpu", torch.float32, torch.contiguous_format),
+    ("DEFAULT", "cpu", torch.float32, torch.contiguous_format),
+    ("AVX512", "cpu", torch.float32, torch.channels_last),
+    ("AVX2", "cpu", torch.bfloat16, torch.channels_last),
+    ("AVX2", "cuda", torch.float32, torch.channels_last),
+])
+def test_training_layout_follows_the_cpus_kernels(monkeypatch, capability, device, dtype, layout):
+    from osvos_plugin.device import training_memory_format
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert training_memory_format(torch.device(device), dtype) == layout
+
+
+def test_fine_tuning_learns_the_same_network_in_either_layout(demo_pair, tiny_parent, monkeypatch):
+    """A CPU without AVX-512 fine-tunes in NCHW, others in channels_last: the matte must not depend on it."""
+    parent, _ = load_checkpoint(tiny_parent)
+    rgb, mask = demo_pair(1001, long_side=128)
+    probs = {}
+    for capability in ("AVX2", "AVX512"):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        model = finetune(parent, [(rgb, mask)], FinetuneConfig(iterations=30, **SMALL))
+        weight = model.state_dict()["stages.1.1.weight"]  # conv2_1, trained
+        assert weight.is_contiguous() != (capability == "AVX512")  # NCHW, or channels_last
+        seg = Segmenter(model, InferenceConfig(process_size=0, device="cpu", precision="fp32"))
+        probs[capability] = seg.predict(rgb)
+    # not bit-equal (the sums run in another order, and Adam carries the difference), but the same matte
+    assert np.abs(probs["AVX2"] - probs["AVX512"]).mean() < 0.005
+    assert _iou(probs["AVX2"], probs["AVX512"]) > 0.98
