@@ -29,6 +29,7 @@ from .io import (
     object_names,
     painted_share,
     read_matte_metadata,
+    read_plate_info,
     resolve_sequence,
 )
 from .models import default_parent_path
@@ -150,7 +151,7 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
         painted.append(kf.object)
     parent = None if job.load_model is not None else Path(job.parent) if job.parent else default_parent_path()
     objects = _objects(job, keyframes, painted, settings)
-    settings = _sized(job, settings, keyframes)
+    settings = _sized(job, settings, keyframes, plates)
     def files(out: Path) -> list[Path]:
         return matte_files(out, objects, settings.output_format)
 
@@ -178,11 +179,12 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
                       tuple(painted) if fine_tune else (), tuple(objects), keep, kept, identity)
 
 
-def _sized(job: RenderJob, settings: RenderSettings, keyframes: list[tuple[str | os.PathLike, int]]) -> RenderSettings:
+def _sized(job: RenderJob, settings: RenderSettings, keyframes: list[tuple[str | os.PathLike, int]],
+           plates: dict[int, Path]) -> RenderSettings:
     """The settings with the processing size the object asks for (Large Object Scale): decided on the first
-    keyframe's frame, so that a correction painted later keeps the kept model's size. A loaded model runs at
-    the larger size when its record says it was fine-tuned at it (a farm's render tasks, after its training
-    task)."""
+    keyframe's frame, so that a correction painted later keeps the kept model's size, and capped at that
+    frame's plate's long side (overscan included: what the network sees). A loaded model runs at the size
+    its record says it was fine-tuned at (a farm's render tasks, after its training task)."""
     if settings.large_object_scale <= 1.0:
         return settings
     if job.load_model is not None:
@@ -190,12 +192,16 @@ def _sized(job: RenderJob, settings: RenderSettings, keyframes: list[tuple[str |
             made_at = read_checkpoint_info(job.load_model).provenance.get("process_size")
         except WeightsError:  # the render's own check of the file says why
             made_at = None
-        return settings.for_object(1.0 if made_at == settings.large_size else 0.0)
+        return settings.made_at(made_at)
     if not keyframes:
         return settings
     first = keyframes[0][1]
     share = painted_share([m for m, f in keyframes if f == first])
-    sized = settings.for_object(share)
+    try:
+        long_side = max(read_plate_info(plates.get(first) or format_frame_path(job.source, first)).canvas_window[2:])
+    except PlateError:  # the plate check names the frame and says why
+        long_side = None
+    sized = settings.for_object(share, long_side)
     if share is not None:
         log.info("the object painted on frame %d covers %.1f%% of the frame: the network runs at %d px",
                  first, 100 * share, sized.process_size)

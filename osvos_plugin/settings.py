@@ -83,13 +83,23 @@ class RenderSettings:
         top = int(load_manifest().parameter("process_size").max)
         return max(self.process_size, min(round(self.process_size * self.large_object_scale), top))
 
-    def for_object(self, share: float | None) -> RenderSettings:
+    def for_object(self, share: float | None, plate_long_side: int | None = None) -> RenderSettings:
         """These settings for an object painted over ``share`` of the frame (the smallest object's, with
-        several; None: unknown): from ``LARGE_OBJECT_SHARE`` up, Processing Size times Large Object Scale, with
-        the scale then 1 so that the settings say what runs and are not scaled twice."""
+        several; None: unknown): from ``LARGE_OBJECT_SHARE`` up, Processing Size times Large Object Scale, but
+        never above the plate's own long side (an enlarged plate shows the network nothing new and costs
+        time), with the scale then 1 so that the settings say what runs and are not scaled twice."""
         if self.large_object_scale <= 1.0 or share is None or share < LARGE_OBJECT_SHARE:
             return self
-        return replace(self, process_size=self.large_size, large_object_scale=1.0)
+        return self.made_at(self.large_size if plate_long_side is None else min(self.large_size, plate_long_side))
+
+    def made_at(self, size: int | None) -> RenderSettings:
+        """These settings for a model fine-tuned at ``size`` (its record): that size where Large Object Scale
+        could have chosen it, i.e. above Processing Size and at most ``large_size``; else unchanged."""
+        if self.large_object_scale <= 1.0 or not isinstance(size, int):
+            return self
+        if not self.process_size < size <= self.large_size:
+            return self
+        return replace(self, process_size=size, large_object_scale=1.0)
 
     def finetune(self) -> FinetuneConfig:
         return FinetuneConfig(

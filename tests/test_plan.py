@@ -128,6 +128,7 @@ def test_an_object_painted_large_runs_at_the_larger_size(plates, tiny_parent):
     small[10:14, 10:20] = 255  # 1.3%
     cv2.imwrite(str(plates / "big.png"), big)
     cv2.imwrite(str(plates / "small.png"), small)
+    cv2.imwrite(str(plates / "plate" / "p.1001.png"), np.zeros((90, 160, 3), np.uint8))  # the keyframe's plate
     _, large = _plan(plates, [Keyframe(plates / "big.png")], process_size=64)
     assert large.settings.process_size == 114 and large.settings.finetune().process_size == 114
     _, explicit = _plan(plates, [Keyframe(plates / "big.png")], process_size=114, large_object_scale=1.0)
@@ -136,12 +137,18 @@ def test_an_object_painted_large_runs_at_the_larger_size(plates, tiny_parent):
     assert painted_small.settings.process_size == 64
     _, off = _plan(plates, [Keyframe(plates / "big.png")], process_size=64, large_object_scale=1.0)
     assert off.settings.process_size == 64 and off.fingerprint != large.fingerprint
+    # never above the plate's own long side: 100 x 1.78 would be 178, the plate is 160 wide; at 160, unchanged
+    _, capped = _plan(plates, [Keyframe(plates / "big.png")], process_size=100)
+    assert capped.settings.process_size == 160
+    _, at_plate = _plan(plates, [Keyframe(plates / "big.png")], process_size=160)
+    assert at_plate.settings.process_size == 160 and at_plate.settings.large_object_scale == 1.78
     # a correction painted later on a smaller object keeps the first keyframe's size (and the kept model's)
     _, corrected = _plan(plates, [Keyframe(plates / "big.png"), Keyframe(plates / "small.png", 1005)], process_size=64)
     assert corrected.settings.process_size == 114
-    # a loaded model (a farm's render task) runs at the size it was fine-tuned at
+    # a loaded model (a farm's render task) runs at the size it was fine-tuned at, capped or not; a record
+    # Large Object Scale could not have made runs at Processing Size
     model, _ = load_checkpoint(tiny_parent)
-    for made_at, runs_at in ((114, 114), (64, 64)):
+    for made_at, runs_at in ((114, 114), (100, 100), (64, 64), (115, 64), (32, 64)):
         path = plates / f"ft{made_at}.safetensors"
         save_checkpoint(model, path, provenance={"kind": "fine-tuned", "process_size": made_at})
         _, loaded = _plan(plates, [], process_size=64, overwrite=True, load_model=str(path))

@@ -133,5 +133,11 @@ def test_an_object_painted_large_runs_at_large_object_scale():
     assert RenderSettings.resolve({"process_size": 3000}).for_object(0.5).process_size == 4096  # the manifest's top
     off = RenderSettings.resolve({"large_object_scale": 1.0})
     assert off.for_object(0.9) is off
+    # never above the plate's long side: a 640x360 plate runs at 640, a plate at or under 480 as set
+    assert s.for_object(0.5, 640).process_size == 640 and s.for_object(0.5, 1920).process_size == 854
+    assert s.for_object(0.5, 480) is s and s.for_object(0.5, 320) is s
+    # a loaded model's record: the size Large Object Scale could have chosen, else Processing Size
+    assert s.made_at(640).process_size == 640 and s.made_at(854).process_size == 854
+    assert s.made_at(855) is s and s.made_at(480) is s and s.made_at(None) is s and off.made_at(854) is off
     with pytest.raises(InputError, match="large_object_scale"):
         RenderSettings.resolve({"large_object_scale": 0.5})
