@@ -17,10 +17,11 @@ import torch
 import torchvision
 
 from osvos_plugin.augment import AugmentConfig
-from osvos_plugin.device import autocast, prepare_model, resolve_device
+from osvos_plugin.device import autocast, prepare_model, resolve_device, training_memory_format
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import InferenceConfig, Segmenter
-from osvos_plugin.network import OSVOSNet
+from osvos_plugin.network import VGG16_CFG, OSVOSNet
+from osvos_plugin.training import OptimConfig
 
 SIZES = [(480, 854), (240, 427)]
 
@@ -121,6 +122,64 @@ def step_arithmetic(device: torch.device, repeats: int) -> list[dict]:
     return rows
 
 
+def layout_comparison(repeats: int, finetune_steps: int) -> list[dict]:
+    """Which layout the CPU trains faster in (``device.training_memory_format``), fp32, 2 rounds alternating:
+    every trained VGG conv's forward + backward alone at its 480x270 size; whole ``finetune`` runs of the
+    render's default samples at 480 and 854 with the layout forced each way; and AdamW's step over the
+    network's trained parameters, plain and fused."""
+    import osvos_plugin.training as training
+    from osvos_plugin.training import trainable_parameters
+
+    layouts = {"channels_last": torch.channels_last, "NCHW": torch.contiguous_format}
+    rows = []
+    in_ch, scale = 64, 2
+    for stage, widths in enumerate(VGG16_CFG[1:], start=2):
+        for k, out_ch in enumerate(widths, start=1):
+            h, w = -(-270 // scale), -(-480 // scale)
+            for layout, fmt in layouts.items():
+                conv = torch.nn.Conv2d(in_ch, out_ch, 3, padding=1).to(memory_format=fmt)
+                x = torch.rand(1, in_ch, h, w).contiguous(memory_format=fmt).requires_grad_(stage > 2 or k > 1)
+
+                def fwd_bwd(conv=conv, x=x) -> None:
+                    conv(x).sum().backward()
+
+                rows.append({"what": f"conv{stage}_{k} {w}x{h} {in_ch}->{out_ch}", "layout": layout,
+                             "s": time_it(fwd_bwd, torch.device("cpu"), repeats)})
+            in_ch = out_ch
+        scale *= 2
+    shots = {}
+    for size in (480, 854):
+        h = round(size * 270 / 480)
+        rgb = np.random.default_rng(0).random((h, size, 3), dtype=np.float32)
+        mask = np.zeros((h, size), np.float32)
+        mask[h // 4: 3 * h // 4, size // 4: 3 * size // 4] = 1
+        shots[size] = (rgb, mask)
+    net, chosen = OSVOSNet(), training.training_memory_format
+    try:
+        times: dict[tuple[int, str], list[float]] = {}
+        for _ in range(2):
+            for size, (rgb, mask) in shots.items():
+                for layout, fmt in layouts.items():
+                    training.training_memory_format = lambda _d, _t, fmt=fmt: fmt
+                    cfg = FinetuneConfig(iterations=finetune_steps, process_size=size, device="cpu", precision="fp32")
+                    t = time.perf_counter()
+                    finetune(net, [(rgb, mask)], cfg)
+                    times.setdefault((size, layout), []).append((time.perf_counter() - t) / finetune_steps)
+    finally:
+        training.training_memory_format = chosen
+    rows += [{"what": f"fine-tuning step, {size} px, default samples", "layout": layout, "s": min(v)}
+             for (size, layout), v in times.items()]
+    params = trainable_parameters(OSVOSNet(), 1)
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    cfg = OptimConfig()
+    for fused in (False, True):
+        opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=fused)
+        rows.append({"what": "AdamW step", "layout": "fused" if fused else "foreach",
+                     "s": time_it(opt.step, torch.device("cpu"), max(repeats, 10))})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -128,6 +187,8 @@ def main() -> None:
     ap.add_argument("--finetune-steps", type=int, default=10)
     ap.add_argument("--arithmetic", action="store_true",
                     help="Only a fine-tuning step's arithmetic and time (480x270, fp32) against VGG16's")
+    ap.add_argument("--layouts", action="store_true",
+                    help="Only training's layouts on the CPU (channels_last against NCHW) and AdamW plain or fused")
     args = ap.parse_args()
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
@@ -136,6 +197,13 @@ def main() -> None:
         print("| 480x270, fp32 | GFLOP | s | GFLOP/s |\n|---|---|---|---|")
         for r in step_arithmetic(device, args.repeats):
             print(f"| {r['what']} | {r['gflop']:.1f} | {r['s']:.2f} | {r['gflop'] / r['s']:.0f} |")
+        return
+    if args.layouts:
+        print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}; training_memory_format picks "
+              f"{training_memory_format(torch.device('cpu'), torch.float32)} for fp32")
+        print("| fp32, CPU | layout | s |\n|---|---|---|")
+        for r in layout_comparison(args.repeats, args.finetune_steps):
+            print(f"| {r['what']} | {r['layout']} | {_seconds(r['s'])} |")
         return
     print("| size | precision | torchvision VGG16 features (s) | OSVOS inference per frame (s) | ratio | "
           "fine-tune step (s) |")
