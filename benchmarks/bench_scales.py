@@ -17,7 +17,8 @@ Combinations of the processing size's probability with one other scale's: ``mean
 ``grown`` (the other scale's where its matte is larger than the processing size's by more than
 ``--grown-ratio``, frame by frame; else the processing size's). And one rule over all the scales,
 ``taught F``: each frame at the largest scale at which the object, as the processing size's matte
-outlines it (the square root of its bounding box's share of the frame, times the scale), spans at most F
+outlines it (the square root of its bounding box's share of the frame, times the scale; ``taught F
+part``: of its largest connected part's box), spans at most F
 times the largest extent fine-tuning showed it at (the painted object's extent times the largest zoom:
 0.5 for a small object, whose zoom follows it). This is an exploration
 (results: docs/experiments.md); none of it is a node parameter.
@@ -96,17 +97,32 @@ def taught_extent(mask0: np.ndarray, settings: RenderSettings) -> float:
     return object_extent(mask0) * max(object_scales(mask0, settings.finetune().augment))
 
 
-def scale_for(probs: dict[float, np.ndarray], i: int, threshold: float, limit: float) -> float:
-    """The largest scale of ``probs`` at which frame ``i``'s object, outlined by the scale-1 matte's bounding
-    box, spans at most ``limit`` (else the smallest scale)."""
-    extent = object_extent(probs[1.0][i] > threshold)
+def part_extent(matte: np.ndarray) -> float:
+    """``object_extent`` of the largest connected part of ``matte`` alone: false positives are mostly parts
+    of their own, which would stretch the whole matte's box."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(matte.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return 0.0
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return float(np.sqrt(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT] / matte.size))
+
+
+OUTLINES = {"box": object_extent, "part": part_extent}
+
+
+def scale_for(probs: dict[float, np.ndarray], i: int, threshold: float, limit: float, outline: str = "box") -> float:
+    """The largest scale of ``probs`` at which frame ``i``'s object, outlined on the scale-1 matte (``box``:
+    the whole matte's bounding box; ``part``: its largest connected part's), spans at most ``limit`` (else
+    the smallest scale)."""
+    extent = OUTLINES[outline](probs[1.0][i] > threshold)
     fits = [s for s in probs if s * extent <= limit]
     return max(fits) if fits else min(probs)
 
 
-def by_extent(probs: dict[float, np.ndarray], i: int, threshold: float, limit: float) -> np.ndarray:
+def by_extent(probs: dict[float, np.ndarray], i: int, threshold: float, limit: float,
+              outline: str = "box") -> np.ndarray:
     """Frame ``i``'s probability at ``scale_for``'s scale."""
-    return probs[scale_for(probs, i, threshold, limit)][i]
+    return probs[scale_for(probs, i, threshold, limit, outline)][i]
 
 
 def scale_probabilities(model: OSVOSNet, seq: DavisSequence, settings: RenderSettings,
@@ -160,6 +176,7 @@ def main() -> None:
     ap.add_argument("--combine", default="mean,max,grown")
     ap.add_argument("--grown-ratio", type=float, default=1.5)
     ap.add_argument("--taught", default="0.8,1", help="Factors F of the taught-extent rule (empty: none).")
+    ap.add_argument("--outlines", default="box,part", help="How the taught rule outlines the object: box, part.")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -171,7 +188,7 @@ def main() -> None:
     ways = args.combine.split(",")
     factors = [float(f) for f in filter(None, args.taught.split(","))]
     labels = (["plain"] + [f"{how} {s:g}" for s in scales for how in ways]
-              + [f"taught {f:g}" for f in factors])
+              + [f"taught {f:g}{'' if o == 'box' else ' ' + o}" for o in args.outlines.split(",") for f in factors])
     rows = []
     names = args.sequences.split(",")
     for name in names:
@@ -185,8 +202,9 @@ def main() -> None:
             if label == "plain":
                 frames = probs[1.0]
             elif label.startswith("taught"):
-                limit = float(label.split()[1]) * taught_extent(gt[0], sized)
-                picks = [scale_for(probs, i, sized.threshold, limit) for i in range(len(gt))]
+                _, factor, *outline = label.split()
+                limit = float(factor) * taught_extent(gt[0], sized)
+                picks = [scale_for(probs, i, sized.threshold, limit, *outline) for i in range(len(gt))]
                 frames = [probs[s][i] for i, s in enumerate(picks)]
                 smaller = sum(s < 1.0 for s in picks)
             else:
