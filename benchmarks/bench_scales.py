@@ -177,10 +177,13 @@ def main() -> None:
     ap.add_argument("--grown-ratio", type=float, default=1.5)
     ap.add_argument("--taught", default="0.8,1", help="Factors F of the taught-extent rule (empty: none).")
     ap.add_argument("--outlines", default="box,part", help="How the taught rule outlines the object: box, part.")
+    ap.add_argument("--large-object-scale", type=float, default=None,
+                    help="(default: plugin.json's; 1: every object at Processing Size)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = RenderSettings.resolve({})
+    asked = {} if args.large_object_scale is None else {"large_object_scale": args.large_object_scale}
+    settings = RenderSettings.resolve(asked)
     root = args.davis_root or default_davis_root()
     parent_path = Path(args.parent) if args.parent else default_parent_path()
     parent = functools.cache(lambda: load_parent(parent_path))
