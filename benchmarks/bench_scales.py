@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -56,9 +58,15 @@ from osvos_plugin.weights import load_checkpoint, save_checkpoint
 log = logging.getLogger("bench_scales")
 
 
-def for_sequence(settings: RenderSettings, seq: DavisSequence) -> RenderSettings:
-    """The settings a render of ``seq`` painted on frame 0 runs with (Large Object Scale included)."""
-    return settings.for_object(float(np.mean(seq.masks[0] > 127)))
+def _sibling(name: str):  # noqa: ANN202 - a module
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bench_follow = _sibling("bench_follow")  # the settings of a sequence's render, and the results table
 
 
 def fine_tuned(parent: Callable[[], OSVOSNet], parent_path: Path, seq: DavisSequence, settings: RenderSettings,
@@ -150,22 +158,6 @@ def plate_matte(prob: np.ndarray, rgb: np.ndarray, threshold: float) -> np.ndarr
     return guided_upsample(prob, rgb, radius, EDGE_EPS) > threshold
 
 
-def table(rows: list[dict], labels: list[str], names: list[str], base: str = "plain") -> str:
-    """Markdown: mean J, F, J&F of each variant, its wins over ``base`` (J&F up by more than 0.0005) and
-    losses, and J&F per sequence."""
-    jf = {(r["variant"], r["sequence"]): (r["J"] + r["F"]) / 2 for r in rows}
-    lines = ["| variant | J | F | J&F | wins, losses | " + " | ".join(names) + " |",
-             "|---|---|---|---|---|" + "---|" * len(names)]
-    for label in labels:
-        rs = [r for r in rows if r["variant"] == label]
-        j, f = np.mean([r["J"] for r in rs]), np.mean([r["F"] for r in rs])
-        wins = sum(jf[label, n] > jf[base, n] + 5e-4 for n in names)
-        losses = sum(jf[label, n] < jf[base, n] - 5e-4 for n in names)
-        lines.append(f"| {label} | {j:.3f} | {f:.3f} | {(j + f) / 2:.3f} | {wins}, {losses} | "
-                     + " | ".join(f"{jf[label, n]:.3f}" for n in names) + " |")
-    return "\n" + "\n".join(lines)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", default=None, help="Parent checkpoint (default: the shipped one).")
@@ -189,14 +181,18 @@ def main() -> None:
     parent = functools.cache(lambda: load_parent(parent_path))
     scales = [float(s) for s in args.scales.split(",")]
     ways = args.combine.split(",")
+    outlines = args.outlines.split(",")
+    if unknown := sorted(set(outlines) - set(OUTLINES)) + sorted(set(ways) - {"mean", "max", "grown"}):
+        ap.error(f"unknown outline or combination {', '.join(unknown)}: outlines are box, part; "
+                 "combinations mean, max, grown")
     factors = [float(f) for f in filter(None, args.taught.split(","))]
     labels = (["plain"] + [f"{how} {s:g}" for s in scales for how in ways]
-              + [f"taught {f:g}{'' if o == 'box' else ' ' + o}" for o in args.outlines.split(",") for f in factors])
+              + [f"taught {f:g}{'' if o == 'box' else ' ' + o}" for o in outlines for f in factors])
     rows = []
     names = args.sequences.split(",")
     for name in names:
         seq = load_sequence(root, name)
-        sized = for_sequence(settings, seq)
+        sized = bench_follow.for_sequence(settings, seq)
         probs = scale_probabilities(fine_tuned(parent, parent_path, seq, sized, args.cache), seq, sized, scales)
         gt = [m > 127 for m in seq.masks]
         plates = [f.astype(np.float32) / 255 for f in seq.frames]
@@ -220,7 +216,7 @@ def main() -> None:
                          "process_size": sized.process_size, "frames_smaller": smaller, "frames": len(gt)})
             log.info("%-18s %-10s J %.3f F %.3f (%d of %d frames at a smaller scale)", name, label, res.J.mean,
                      res.F.mean, smaller, len(gt))
-    print(table(rows, labels, names))
+    print(bench_follow.table(rows, labels, names))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
