@@ -75,6 +75,18 @@ def test_every_command_documents_the_contracts_exit_codes(capsys):
     assert ExitCode.INTERRUPTED == 130
 
 
+def test_every_commands_help_prints_the_manifests_text_as_written():
+    """plugin.json's help may hold a percent sign ("4% of the frame"), which argparse would take for a format."""
+    from osvos_contract.manifest import load_manifest
+    from osvos_plugin.cli import demo, evaluate, export, render, train_parent
+
+    for module in (render, demo, evaluate, export, train_parent):
+        module.build_parser().format_help()
+    text = " ".join(render.build_parser().format_help().split())
+    large = load_manifest().parameter("large_object_scale").help
+    assert "%" in large and " ".join(large.split()) in text
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
 def test_a_missing_gpu_is_an_input_error(tmp_path, capsys):
     from osvos_plugin.cli.demo import PLATE, TRUTH

@@ -107,7 +107,8 @@ def _param_help(p: Parameter) -> str:
     extra = [f"default: {p.default}" if p.default not in (None, "") else "default: none"]
     if p.min is not None or p.max is not None:
         extra.append(f"range {p.min}..{p.max}")
-    return f"{p.help} ({'; '.join(extra)})"
+    # argparse expands %-formats in help ("4% of the frame" would be one): escape the manifest's text
+    return f"{p.help} ({'; '.join(extra)})".replace("%", "%%")
 
 
 def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
