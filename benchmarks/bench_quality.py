@@ -124,6 +124,8 @@ def main() -> None:
                     help="Flip averaging at inference (default: plugin.json's)")
     ap.add_argument("--self-train-iterations", type=int, default=None,
                     help="Self-training after fine-tuning (default: plugin.json's; 0: off)")
+    ap.add_argument("--grown-object-rescale", action=argparse.BooleanOptionalAction, default=None,
+                    help="Rescale Grown Objects (default: plugin.json's)")
     ap.add_argument("--threshold", type=float, default=None,
                     help="Probability above which a pixel is object (default: plugin.json's)")
     ap.add_argument("--finetune", default="", metavar="FIELD=VALUE,...",
@@ -135,7 +137,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     # what a render runs: the manifest's defaults, overridden where asked
     asked = {"process_size": args.process_size, "large_object_scale": args.large_object_scale, "device": args.device,
-             "flip_average": args.flip_average,
+             "flip_average": args.flip_average, "grown_object_rescale": args.grown_object_rescale,
              "self_train_iterations": args.self_train_iterations, "threshold": args.threshold}
     settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
     overrides = {}

@@ -41,7 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from osvos_plugin.augment import object_extent, object_scales
+from osvos_plugin.augment import largest_part_extent, object_extent
+from osvos_plugin.augment import taught_extent as augment_taught_extent
 from osvos_plugin.data.davis import DavisSequence, default_davis_root, load_sequence
 from osvos_plugin.edges import guided_upsample
 from osvos_plugin.evaluation.davis import evaluate_sequence
@@ -100,22 +101,12 @@ def combine(base: np.ndarray, other: np.ndarray, how: str, threshold: float, gro
 
 
 def taught_extent(mask0: np.ndarray, settings: RenderSettings) -> float:
-    """The largest extent (``object_extent``) fine-tuning shows the object painted as ``mask0`` at: its
-    extent times the largest of the scales it is trained at (``object_scales``, the zoom rule's)."""
-    return object_extent(mask0) * max(object_scales(mask0, settings.finetune().augment))
+    """The largest extent fine-tuning shows the object painted as ``mask0`` at (the engine's
+    ``augment.taught_extent``, what a fine-tuned model records)."""
+    return augment_taught_extent([mask0], settings.finetune().augment)
 
 
-def part_extent(matte: np.ndarray) -> float:
-    """``object_extent`` of the largest connected part of ``matte`` alone: false positives are mostly parts
-    of their own, which would stretch the whole matte's box."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(matte.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return 0.0
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return float(np.sqrt(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT] / matte.size))
-
-
-OUTLINES = {"box": object_extent, "part": part_extent}
+OUTLINES = {"box": object_extent, "part": largest_part_extent}
 
 
 def scale_for(probs: dict[float, np.ndarray], i: int, threshold: float, limit: float, outline: str = "box") -> float:

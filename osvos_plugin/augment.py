@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -96,6 +97,23 @@ def object_scales(mask: np.ndarray, cfg: AugmentConfig) -> tuple[float, ...]:
         return tuple(cfg.scales)
     spread = np.geomspace(zooms[0], top, len(zooms)) if len(zooms) > 1 else np.array([top])
     return tuple(s for s in cfg.scales if s <= 1.0) + tuple(round(float(z), 3) for z in spread)
+
+
+def taught_extent(masks: list[np.ndarray], cfg: AugmentConfig) -> float:
+    """The largest extent (``object_extent``) at which fine-tuning shows the object painted as ``masks`` (a
+    mask per keyframe): each mask's extent times the largest of its training scales (``object_scales``).
+    An object that later spans much more of the frame than this is one the network never saw so large."""
+    return max((object_extent(m) * max(object_scales(m, cfg)) for m in masks), default=0.0)
+
+
+def largest_part_extent(matte: np.ndarray) -> float:
+    """``object_extent`` of the largest connected part of a boolean ``matte`` (H, W) alone: a false positive
+    is mostly a part of its own, and would stretch the whole matte's box."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(matte.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return 0.0
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return math.sqrt(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT] / matte.size)
 
 
 class KeyframeSampler:

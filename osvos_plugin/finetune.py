@@ -13,7 +13,7 @@ import torch
 
 from osvos_contract.manifest import default
 
-from .augment import AugmentConfig, KeyframeSampler
+from .augment import AugmentConfig, KeyframeSampler, taught_extent
 from .device import prepare_model, resolve_device, resolve_precision, shape_varying
 from .jobs import CancelFlag, ProgressFn
 from .network import ObjectNets, OSVOSNet
@@ -131,6 +131,7 @@ def finetune(
     model = prepare_model(_start_model(parent, n, cfg.object_networks), device)
     if cfg.iterations <= 0:
         return model.eval()
+    model.taught_extent = taught_extent([kf[1] for kf in keyframes], cfg.augment)  # (``on_step``'s copies too)
     if isinstance(model, ObjectNets):
         # each object's network on samples of its own keyframes alone, drawn as a single-object fine-tune
         # draws them (its own zoom for its own size): the networks end as separate fine-tunes would

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from osvos_contract.manifest import default
 
+from .augment import largest_part_extent
 from .device import inference_precision, prepare_model, resolve_device, resolve_precision
 from .edges import alpha_from_probability, guided_upsample, guided_upsample_tensor
 from .imaging import fit_long_side, resize
@@ -51,6 +53,10 @@ class InferenceConfig:
     boundary_snap: bool = default("boundary_snap")  # the edge moved onto the plate's contours (snapping.py)
     snap: SnapConfig = field(default_factory=SnapConfig)
     overlap: bool = default("object_overlap")  # several objects: each matte on its own, a pixel may be in several
+    # An object that comes much closer than fine-tuning ever showed it is recognised only in part at the
+    # processing size; such a frame is segmented again smaller (``grown_scale``), where the object appears
+    # at a size it was taught (the model's ``taught_extent``; a model without one rescales no frame).
+    grown_rescale: bool = default("grown_object_rescale")
 
 
 # The guided filter's window is this many processing-size pixels (the network's edge is uncertain by about
@@ -58,6 +64,19 @@ class InferenceConfig:
 # [0, 1] scale. Internal constants, not knobs: the edge controls a compositor needs are grow and softness.
 EDGE_RADIUS = 2.0
 EDGE_EPS = 1e-3
+
+# Grown objects: the smaller multiples of the processing size a frame may be segmented at again, and the share
+# of the taught extent the object may span there (docs/experiments.md, sessions 21 and 22).
+GROWN_SCALES = (0.7, 0.5, 0.35)
+GROWN_LIMIT = 0.8
+
+
+def grown_scale(extent: float, taught: float) -> float:
+    """The multiple of the processing size to segment a frame at whose object (its largest part) spans
+    ``extent`` (``augment.largest_part_extent``), for a model taught the object up to ``taught``: the largest of
+    1 and ``GROWN_SCALES`` at which it spans at most ``GROWN_LIMIT`` of that, else the smallest."""
+    fits = [s for s in (1.0, *GROWN_SCALES) if s * extent <= GROWN_LIMIT * taught]
+    return max(fits) if fits else min(GROWN_SCALES)
 
 
 def recentre(prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -90,23 +109,45 @@ class Segmenter:
         self._warned_small_guide = False
         self.device = resolve_device(self.cfg.device)
         self._edges_on_device = self.device.type != "cpu"  # the guided filter: OpenCV is fastest on a CPU
-        precision = inference_precision(self.cfg.precision, self.device)
-        self.dtype = resolve_precision(precision, self.device)
-        if precision == "int8":
+        self._precision = inference_precision(self.cfg.precision, self.device)
+        self.dtype = resolve_precision(self._precision, self.device)
+        self._source, self._int8_cache = model, int8_cache
+        self.model = self._prepared(self.cfg.process_size, int8_cache)
+        self._scaled: dict[int, torch.nn.Module] = {}  # by long side: the network for grown objects' frames
+        self.regrown = 0  # frames segmented again at a smaller scale (``grown_rescale``)
+        self._object_probabilities = getattr(self.model, "probabilities", object_probabilities)
+        # Several objects: a shared network's objects compete in one softmax, so their probabilities add up
+        # to the object-or-not belief; one network per object gives each object's own, decided on the maximum.
+        self._exclusive = getattr(model, "exclusive_objects", True)
+        self._taught = float(getattr(model, "taught_extent", 0.0))
+        self._contours: ContourDetector | None = None  # made on first use (boundary_snap)
+
+    def _prepared(self, process_size: int, int8_cache: str | os.PathLike | None) -> torch.nn.Module:
+        """The caller's model as inference runs it: int8 calibrated at ``process_size`` (the sizes a network
+        meets shape its activation ranges), or a low-precision copy."""
+        model = self._source
+        if self._precision == "int8":
             from .quantize import quantize_for_cpu
 
-            model = quantize_for_cpu(model, self.cfg.process_size, cache=int8_cache)
+            model = quantize_for_cpu(model, process_size, cache=int8_cache)
         if self.dtype != torch.float32:
             # Inference runs on a low-precision copy rather than under autocast, which would cast every
             # weight again on every call (a fixed cost that dominates at small sizes). The caller's model
             # stays float32, e.g. for more fine-tuning.
             model = copy.deepcopy(model).to(self.dtype)
-        self.model = prepare_model(model, self.device).eval()
-        self._object_probabilities = getattr(model, "probabilities", object_probabilities)
-        # Several objects: a shared network's objects compete in one softmax, so their probabilities add up
-        # to the object-or-not belief; one network per object gives each object's own, decided on the maximum.
-        self._exclusive = getattr(model, "exclusive_objects", True)
-        self._contours: ContourDetector | None = None  # made on first use (boundary_snap)
+        return prepare_model(model, self.device).eval()
+
+    def _model_at(self, long_side: int) -> torch.nn.Module:
+        """The network for frames segmented at ``long_side`` instead of the processing size (made once)."""
+        if self._precision != "int8":
+            return self.model
+        if long_side not in self._scaled:
+            cache = None
+            if self._int8_cache is not None:
+                stem = Path(self._int8_cache).name.removesuffix(".safetensors")
+                cache = Path(self._int8_cache).with_name(f"{stem}-{long_side}px.safetensors")
+            self._scaled[long_side] = self._prepared(long_side, cache)
+        return self._scaled[long_side]
 
     @torch.inference_mode()
     def probabilities(self, frames: list[np.ndarray], out_size: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -131,22 +172,50 @@ class Segmenter:
 
     def _probabilities(self, frames: list[np.ndarray], plates: torch.Tensor, x: torch.Tensor,
                        out_size: tuple[int, int]) -> list[np.ndarray]:
-        out_h, out_w = out_size
+        # One pass without edges is upsampled as logits; otherwise as probabilities, since flip averaging
+        # averages probabilities (not the logits, so one confident view cannot outvote the other).
+        as_logits = not (self.cfg.edge_refine or self.cfg.flip_average)
+        scores = self._regrown(plates, x, self._scores(self.model, x, as_logits), as_logits)
         if self.cfg.edge_refine:
-            return self._refined(frames, plates, x, (out_h, out_w))
+            return self._refined(frames, plates, scores, out_size)
+        if scores.shape[-2:] != out_size:
+            scores = F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False)
+        return self._per_frame(self._object_probabilities(scores) if as_logits else scores)
+
+    def _scores(self, model: torch.nn.Module, x: torch.Tensor, as_logits: bool) -> torch.Tensor:
+        """(N, K, h, w) at ``x``'s size: the objects' probabilities, the mean of the frame's and its mirror
+        image's with flip averaging (one batch; the mirrored answer flipped back); else, ``as_logits``, the
+        network's logits."""
         if self.cfg.flip_average:
-            # The frame and its mirror image in one batch; the mirrored answer is flipped back, and the
-            # probabilities (not the logits, so one confident view cannot outvote the other) averaged.
-            both = self._object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
+            both = self._object_probabilities(model(torch.cat([x, x.flip(-1)])).float())
             n = x.shape[0]
-            prob = 0.5 * (both[:n] + both[n:].flip(-1))
-            if prob.shape[-2:] != (out_h, out_w):
-                prob = F.interpolate(prob, size=(out_h, out_w), mode="bilinear", align_corners=False)
-            return self._per_frame(prob)
-        logits = self.model(x).float()
-        if logits.shape[-2:] != (out_h, out_w):
-            logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
-        return self._per_frame(self._object_probabilities(logits))
+            return 0.5 * (both[:n] + both[n:].flip(-1))
+        logits = model(x).float()
+        return logits if as_logits else self._object_probabilities(logits)
+
+    def _regrown(self, plates: torch.Tensor, x: torch.Tensor, scores: torch.Tensor, as_logits: bool) -> torch.Tensor:
+        """``scores`` with each frame whose object outgrew what fine-tuning showed (``grown_scale``) replaced by
+        the frame segmented at the smaller scale, brought back to the processing size. The object is outlined
+        by its largest part on the processing size's matte (with several objects, their union's)."""
+        c = self.cfg
+        if not c.grown_rescale or self._taught <= 0:
+            return scores
+        probs = self._object_probabilities(scores) if as_logits else scores
+        belief = probs.sum(dim=1).clamp(max=1.0) if self._exclusive else probs.amax(dim=1)
+        long_side, (h, w) = max(x.shape[-2:]), plates.shape[-2:]
+        for i, matte in enumerate((belief > c.threshold).cpu().numpy()):
+            extent = largest_part_extent(matte)
+            scale = grown_scale(extent, self._taught)
+            if scale == 1.0:
+                continue
+            side = round(long_side * scale)
+            small = resize(plates[i:i + 1], fit_long_side(h, w, side)).to(self.dtype)
+            again = self._scores(self._model_at(side), small.contiguous(memory_format=torch.channels_last), as_logits)
+            scores[i] = F.interpolate(again, size=scores.shape[-2:], mode="bilinear", align_corners=False)[0]
+            self.regrown += 1
+            log.debug("the object spans %.2f of the frame, taught up to %.2f: segmented at %d px", extent,
+                      self._taught, side)
+        return scores
 
     @staticmethod
     def _per_frame(prob: torch.Tensor) -> list[np.ndarray]:
@@ -154,16 +223,11 @@ class Segmenter:
         prob = prob.cpu().numpy()
         return list(prob[:, 0]) if prob.shape[1] == 1 else list(prob)
 
-    def _refined(self, frames: list[np.ndarray], plates: torch.Tensor, x: torch.Tensor,
+    def _refined(self, frames: list[np.ndarray], plates: torch.Tensor, prob: torch.Tensor,
                  out_size: tuple[int, int]) -> list[np.ndarray]:
-        """The probability at the processing size, upsampled to ``out_size`` with each frame as the guide: on a
-        CPU frame by frame in OpenCV, elsewhere the batch on the device (``plates``: the frames there)."""
-        if self.cfg.flip_average:  # as in ``probabilities``: the mean of the frame's and its mirror's
-            both = self._object_probabilities(self.model(torch.cat([x, x.flip(-1)])).float())
-            n = x.shape[0]
-            prob = 0.5 * (both[:n] + both[n:].flip(-1))
-        else:
-            prob = self._object_probabilities(self.model(x).float())
+        """The probability ``prob`` at the processing size, upsampled to ``out_size`` with each frame as the
+        guide: on a CPU frame by frame in OpenCV, elsewhere the batch on the device (``plates``: the frames
+        there)."""
         if plates.shape[-2:] != out_size and not self._warned_small_guide:
             log.warning("edge refinement: frames of %s guide a %s matte; pass the plate at full size "
                         "for plate-resolution edges", tuple(plates.shape[-2:]), out_size)

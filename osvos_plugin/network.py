@@ -113,6 +113,9 @@ class OSVOSNet(nn.Module):
         self.reset_heads()
 
     exclusive_objects = True
+    # The largest extent (``augment.taught_extent``) at which fine-tuning showed the object: set by ``finetune``
+    # and kept in a fine-tuned checkpoint's record; 0 for a parent, or a model that does not record it.
+    taught_extent = 0.0
 
     @property
     def num_objects(self) -> int:
@@ -191,6 +194,7 @@ class ObjectNets(nn.Module):
     """
 
     exclusive_objects = False
+    taught_extent = 0.0  # as ``OSVOSNet.taught_extent``, for the objects together
 
     def __init__(self, input_convention: str = "caffe_bgr", num_objects: int = 2) -> None:
         super().__init__()

@@ -70,6 +70,7 @@ class RenderSummary:
     check: str = ""  # the frames to check ("check frames 1040-1052: ..."), "" when none is flagged
     review: Path | None = None  # the per-frame report (JSON) beside the mattes
     model_note: str = ""  # how the model came about when not from the parent alone (the kept model)
+    regrown: int = 0  # of the written: segmented again smaller, the object grown past its training
 
     @property
     def fps(self) -> float:
@@ -86,6 +87,9 @@ class RenderSummary:
             (self.stale, "rendered with another model or other settings"),
             (self.incomplete, "incomplete or unreadable")) if n]
         line += f"; of the frames on disk, {' and '.join(redone)}: rendered again" if redone else ""
+        if self.regrown:
+            line += (f"; {self.regrown} frame{'' if self.regrown == 1 else 's'} segmented again smaller, the object "
+                     "larger than fine-tuning showed it")
         if self.check:
             line += f"; {self.check}" + (f" (see {self.review.name})" if self.review is not None else "")
         return line
@@ -121,15 +125,15 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
         t_inf = time.monotonic()
         stats: list[FrameStats] = []
         preview = None if job.preview is None else (lambda frame: _preview_path(job, frame))
-        written = (_write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview, _model_file(job, plan))
-                   if plan.todo else [])
+        written, regrown = (_write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview,
+                                          _model_file(job, plan)) if plan.todo else ([], 0))
         infer_s = time.monotonic() - t_inf
     if job.preview is not None and not job.train_only:
         _preview_movie(job, plan)
     check, report = ("", None) if job.train_only else _review(job, plan, stats)
     note = plan.kept.note if plan.kept is not None and plan.fine_tune else ""
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
-                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report, note)
+                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report, note, regrown)
 
 
 def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[str, Path | None]:
@@ -254,6 +258,7 @@ def _keep(job: RenderJob, plan: RenderPlan, model: OSVOSNet) -> None:
         record["objects"] = list(plan.objects)
     record.update(
         parent_digest=plan.identity.get("parent", ""), recipe=recipe(s, job.resize_mask), identity=plan.identity,
+        taught_extent=float(getattr(model, "taught_extent", 0.0)),
         keyframe_digests=[[file_digest(m), int(f), o] for (m, f), o in zip(
             plan.keyframes, plan.keyframe_objects, strict=True)])
     if plan.keep is not None:
@@ -289,8 +294,10 @@ def _model_file(job: RenderJob, plan: RenderPlan) -> Path | None:
 
 def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], prepared: PreparedPlates,
                   progress: ProgressFn | None, cancel: CancelFlag, stats: list[FrameStats],
-                  preview: Callable[[int], Path] | None = None, model_file: Path | None = None) -> list[Path]:
-    """Segment every frame to render and write its matte; returns the mattes written, in order. The
+                  preview: Callable[[int], Path] | None = None,
+                  model_file: Path | None = None) -> tuple[list[Path], int]:
+    """Segment every frame to render and write its matte; returns the mattes written, in order, and how many
+    of them were segmented again smaller (Rescale Grown Objects). The
     statistics of each matte (``review.matte_stats``) are added to ``stats``. ``preview``: where each
     frame's overlay goes (the plate as the network saw it, the matte tinted), by frame number. ``model_file``:
     the model's file, beside which int8 inference keeps its calibration."""
@@ -335,7 +342,10 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                                   metadata={FINGERPRINT_KEY: fingerprint}, layers=layers)
                 written.append(out)
                 stats.append(replace(frame_stats, fingerprint=fingerprint))
-    return written
+    if s.grown_object_rescale and not getattr(model, "taught_extent", 0.0):
+        log.warning("Rescale Grown Objects: the model does not record how large fine-tuning showed the object "
+                    "(saved before this was recorded), so no frame was rescaled; fine-tune it again to use it")
+    return written, segmenter.regrown
 
 
 def _canvas_runs(infos: list[PlateInfo]) -> list[tuple[int, int, tuple[int, int]]]:

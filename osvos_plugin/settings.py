@@ -44,6 +44,7 @@ class RenderSettings:
     seed: int
     process_size: int
     large_object_scale: float
+    grown_object_rescale: bool
     flip_average: bool
     soft_matte: bool
     threshold: float
@@ -119,7 +120,7 @@ class RenderSettings:
             process_size=self.process_size, batch_size=self.batch_size, soft=self.soft_matte,
             threshold=self.threshold, flip_average=self.flip_average, device=self.device, precision=self.precision,
             edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
-            boundary_snap=self.boundary_snap, overlap=self.object_overlap,
+            boundary_snap=self.boundary_snap, overlap=self.object_overlap, grown_rescale=self.grown_object_rescale,
         )
 
     def provenance(self, parent: str, source: str, keyframes: list[list], self_train_frames: list[int]) -> dict:

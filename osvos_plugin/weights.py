@@ -305,4 +305,7 @@ def load_checkpoint(
     if bad_values:
         raise WeightsError(f"{path}: NaN or Inf in {bad_values[:3]}; the model is corrupt (diverged training?).")
     model.load_state_dict({k: v.float() for k, v in state.items()})
+    taught = info.provenance.get("taught_extent")
+    if isinstance(taught, (int, float)) and taught > 0:  # fine-tuned models record it (``finetune``)
+        model.taught_extent = float(taught)
     return model.to(device).eval(), info
