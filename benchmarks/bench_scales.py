@@ -88,6 +88,11 @@ def fine_tuned(parent: Callable[[], OSVOSNet], parent_path: Path, seq: DavisSequ
     return model.eval()
 
 
+def much_larger(base: np.ndarray, other: np.ndarray, threshold: float, ratio: float) -> bool:
+    """Whether ``other``'s matte is over ``ratio`` times ``base``'s (in pixels at the processing size)."""
+    return bool((other > threshold).sum() > ratio * max((base > threshold).sum(), 1))
+
+
 def combine(base: np.ndarray, other: np.ndarray, how: str, threshold: float, grown_ratio: float) -> np.ndarray:
     """One frame's probability from the processing size's (``base``) and another scale's (``other``), both
     (h, w) at the processing size."""
@@ -96,7 +101,7 @@ def combine(base: np.ndarray, other: np.ndarray, how: str, threshold: float, gro
     if how == "max":
         return np.maximum(base, other)
     if how == "grown":
-        return other if (other > threshold).sum() > grown_ratio * max((base > threshold).sum(), 1) else base
+        return other if much_larger(base, other, threshold, grown_ratio) else base
     raise ValueError(f"unknown combination {how!r}")
 
 
@@ -160,6 +165,9 @@ def main() -> None:
     ap.add_argument("--grown-ratio", type=float, default=1.5)
     ap.add_argument("--taught", default="0.8,1", help="Factors F of the taught-extent rule (empty: none).")
     ap.add_argument("--outlines", default="box,part", help="How the taught rule outlines the object: box, part.")
+    ap.add_argument("--gated", action="store_true",
+                    help="Also each taught rule gated by grown: a frame takes the smaller scale only where its matte "
+                         "there is over --grown-ratio times the processing size's.")
     ap.add_argument("--large-object-scale", type=float, default=None,
                     help="(default: plugin.json's; 1: every object at Processing Size)")
     ap.add_argument("--json", type=Path, default=None)
@@ -178,7 +186,8 @@ def main() -> None:
                  "combinations mean, max, grown")
     factors = [float(f) for f in filter(None, args.taught.split(","))]
     labels = (["plain"] + [f"{how} {s:g}" for s in scales for how in ways]
-              + [f"taught {f:g}{'' if o == 'box' else ' ' + o}" for o in outlines for f in factors])
+              + [f"taught {f:g}{'' if o == 'box' else ' ' + o}{g}" for g in ["", " gated"][:1 + args.gated]
+                 for o in outlines for f in factors])
     rows = []
     names = args.sequences.split(",")
     for name in names:
@@ -193,8 +202,13 @@ def main() -> None:
                 frames = probs[1.0]
             elif label.startswith("taught"):
                 _, factor, *outline = label.split()
+                gated = outline[-1:] == ["gated"]
+                outline = outline[:-1] if gated else outline
                 limit = float(factor) * taught_extent(gt[0], sized)
                 picks = [scale_for(probs, i, sized.threshold, limit, *outline) for i in range(len(gt))]
+                if gated:  # the smaller scale only where it finds a much larger object (``combine``'s grown)
+                    picks = [s if s == 1.0 or much_larger(probs[1.0][i], probs[s][i], sized.threshold,
+                                                          args.grown_ratio) else 1.0 for i, s in enumerate(picks)]
                 frames = [probs[s][i] for i, s in enumerate(picks)]
                 smaller = sum(s < 1.0 for s in picks)
             else:
