@@ -62,3 +62,12 @@ def test_part_outline_is_not_stretched_by_a_far_false_positive():
     probs = {1.0: prob[None], 0.5: prob[None] * 0.5}
     assert bench.scale_for(probs, 0, 0.75, 0.5, "part") == 1.0
     assert bench.scale_for(probs, 0, 0.75, 0.5, "box") == 0.5
+
+
+def test_much_larger_counts_the_mattes_pixels():
+    # 20x20 = 400 pixels against 30x30 = 900: over 1.5 times, not over 2.5 times; an empty base counts as 1
+    small, large = _box(40, 60, 40, 60), _box(35, 65, 35, 65)
+    assert bench.much_larger(small, large, 0.75, 1.5)
+    assert not bench.much_larger(small, large, 0.75, 2.5)
+    assert not bench.much_larger(large, small, 0.75, 1.5)
+    assert bench.much_larger(np.zeros((100, 100), np.float32), small, 0.75, 1.5)
