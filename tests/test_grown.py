@@ -48,9 +48,9 @@ class _ShortSighted(torch.nn.Module):
     """Finds the bright pixels, but at ``full`` px or more only those in the middle half of the frame: the
     recall a network loses on an object much larger than it was taught (a stand-in with an exact answer)."""
 
-    def __init__(self, full: int, taught: float) -> None:
+    def __init__(self, full: int, taught: float, objects: int = 1) -> None:
         super().__init__()
-        self.full, self.taught_extent, self.sizes = full, taught, []
+        self.full, self.taught_extent, self.objects, self.sizes = full, taught, objects, []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -60,6 +60,10 @@ class _ShortSighted(torch.nn.Module):
             window = torch.zeros_like(bright)
             window[..., h // 4:h - h // 4, w // 4:w - w // 4] = 1
             bright = bright * window
+        if self.objects == 2:  # the left and the right half of the frame's bright pixels, two objects
+            left = torch.zeros_like(bright)
+            left[..., : w // 2] = 1
+            return torch.cat([20 * bright * left - 10, 20 * bright * (1 - left) - 10], dim=1)
         return 20 * bright - 10
 
 
@@ -93,6 +97,19 @@ def test_a_frame_whose_object_outgrew_its_training_is_segmented_again_smaller(fl
         seg = Segmenter(net, InferenceConfig(**{**cfg.__dict__, "grown_rescale": grown}))
         assert _iou(seg.predict(large) > 0.5, large_truth) < 0.45
         assert seg.regrown == 0 and all(size == (96, 128) for size in net.sizes)
+
+
+def test_with_several_objects_their_union_is_what_outgrew():
+    """Two objects side by side (a shared network's scores): neither half alone spans more than it was taught,
+    together they do, and both come back whole from the smaller pass."""
+    large, truth = _frame(8, 88, 10, 118)
+    net = _ShortSighted(full=128, taught=0.6, objects=2)
+    seg = Segmenter(net, InferenceConfig(process_size=128, precision="fp32", device="cpu", flip_average=False,
+                                         edge_refine=False, edge_softness=0.0, grown_rescale=True))
+    matte = seg.predict(large) > 0.5
+    assert matte.shape == (2, 96, 128) and seg.regrown == 1
+    assert _iou(matte[0], truth & (np.arange(128) < 64)) > 0.95
+    assert _iou(matte[1], truth & (np.arange(128) >= 64)) > 0.95
 
 
 def _growing_shot(folder, sides: list[int]) -> list[np.ndarray]:
