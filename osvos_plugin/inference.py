@@ -115,6 +115,8 @@ class Segmenter:
         self.model = self._prepared(self.cfg.process_size, int8_cache)
         self._scaled: dict[int, torch.nn.Module] = {}  # by long side: the network for grown objects' frames
         self.regrown = 0  # frames segmented again at a smaller scale (``grown_rescale``)
+        self._rescaled: list[int | None] = []  # the last batch's: the long side each frame was segmented again at
+        self.rescaled_to: int | None = None  # the frame ``stream`` handed out last: the side it was segmented again at
         self._object_probabilities = getattr(self.model, "probabilities", object_probabilities)
         # Several objects: a shared network's objects compete in one softmax, so their probabilities add up
         # to the object-or-not belief; one network per object gives each object's own, decided on the maximum.
@@ -198,6 +200,7 @@ class Segmenter:
         the frame segmented at the smaller scale, brought back to the processing size. The object is outlined
         by its largest part on the processing size's matte (with several objects, their union's)."""
         c = self.cfg
+        self._rescaled = [None] * scores.shape[0]
         if not c.grown_rescale or self._taught <= 0:
             return scores
         probs = self._object_probabilities(scores) if as_logits else scores
@@ -213,6 +216,7 @@ class Segmenter:
             again = self._scores(self._model_at(side), small.contiguous(memory_format=torch.channels_last), as_logits)
             scores[i] = F.interpolate(again, size=scores.shape[-2:], mode="bilinear", align_corners=False)[0]
             self.regrown += 1
+            self._rescaled[i] = side
             log.debug("the object spans %.2f of the frame, taught up to %.2f: segmented at %d px", extent,
                       self._taught, side)
         return scores
@@ -311,6 +315,8 @@ class Segmenter:
         ``out_size`` (h, w): the size of the mattes when the frames come in smaller (see ``probabilities``).
 
         Cancel is honoured between batches (``Cancelled`` is raised), so mattes already yielded are whole.
+        While a frame is handed out, ``rescaled_to`` says at which long side it was segmented again (Rescale
+        Grown Objects), or None.
         """
         t0 = time.monotonic()
         done = 0
@@ -319,8 +325,11 @@ class Segmenter:
         def flush() -> Iterator[tuple[Any, np.ndarray]]:
             nonlocal done
             probs = self.probabilities([rgb for _, rgb in batch], out_size)
-            for (key, _), prob in zip(batch, probs, strict=True):
+            rescaled = self._rescaled if len(self._rescaled) == len(batch) else [None] * len(batch)
+            for (key, _), prob, side in zip(batch, probs, rescaled, strict=True):
+                self.rescaled_to = side
                 yield key, self.matte(prob)
+            self.rescaled_to = None
             done += len(batch)
             batch.clear()
             if progress is not None:

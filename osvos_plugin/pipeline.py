@@ -46,7 +46,17 @@ from .outputs import FINGERPRINT_KEY, file_digest, output_lock
 from .plan import Keyframe, RenderJob, RenderPlan, plan_render, recipe
 from .preview import preview_name, write_movie, write_preview_frame
 from .quantize import calibration_cache_path
-from .review import FrameStats, matte_stats, objects_stats, previous_stats, review, review_lock, write_review
+from .review import (
+    FrameStats,
+    frame_ranges,
+    frame_runs,
+    matte_stats,
+    objects_stats,
+    previous_stats,
+    review,
+    review_lock,
+    write_review,
+)
 from .selftrain import self_train
 from .settings import RenderSettings
 from .weights import FINE_TUNED, hed_weights_path, load_checkpoint, read_checkpoint_info, save_checkpoint
@@ -71,6 +81,7 @@ class RenderSummary:
     review: Path | None = None  # the per-frame report (JSON) beside the mattes
     model_note: str = ""  # how the model came about when not from the parent alone (the kept model)
     regrown: int = 0  # of the written: segmented again smaller, the object grown past its training
+    regrown_ranges: list[tuple[int, int]] = field(default_factory=list)  # those frames, as (first, last) ranges
 
     @property
     def fps(self) -> float:
@@ -88,8 +99,8 @@ class RenderSummary:
             (self.incomplete, "incomplete or unreadable")) if n]
         line += f"; of the frames on disk, {' and '.join(redone)}: rendered again" if redone else ""
         if self.regrown:
-            line += (f"; {self.regrown} frame{'' if self.regrown == 1 else 's'} segmented again smaller, the object "
-                     "larger than fine-tuning showed it")
+            line += (f"; {self.regrown} frame{'' if self.regrown == 1 else 's'} ({frame_ranges(self.regrown_ranges)}) "
+                     "segmented again smaller, the object larger than fine-tuning showed it")
         if self.check:
             line += f"; {self.check}" + (f" (see {self.review.name})" if self.review is not None else "")
         return line
@@ -125,15 +136,18 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
         t_inf = time.monotonic()
         stats: list[FrameStats] = []
         preview = None if job.preview is None else (lambda frame: _preview_path(job, frame))
-        written, regrown = (_write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview,
-                                          _model_file(job, plan)) if plan.todo else ([], 0))
+        written = (_write_mattes(plan, model, infos, prepared, progress, cancel, stats, preview,
+                                 _model_file(job, plan)) if plan.todo else [])
         infer_s = time.monotonic() - t_inf
     if job.preview is not None and not job.train_only:
         _preview_movie(job, plan)
+    rescaled = {st.frame for st in stats if st.rescaled_to}  # this render's frames (before the kept join below)
+    regrown = frame_runs([f for f, _ in plan.frames], [i for i, (f, _) in enumerate(plan.frames) if f in rescaled])
     check, report = ("", None) if job.train_only else _review(job, plan, stats)
     note = plan.kept.note if plan.kept is not None and plan.fine_tune else ""
     return RenderSummary(len(plan.frames), len(written), len(plan.frames) - len(plan.todo), finetune_s, infer_s,
-                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report, note, regrown)
+                         time.monotonic() - t0, written, plan.stale, plan.incomplete, check, report, note,
+                         len(rescaled), regrown)
 
 
 def _review(job: RenderJob, plan: RenderPlan, stats: list[FrameStats]) -> tuple[str, Path | None]:
@@ -295,10 +309,10 @@ def _model_file(job: RenderJob, plan: RenderPlan) -> Path | None:
 def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], prepared: PreparedPlates,
                   progress: ProgressFn | None, cancel: CancelFlag, stats: list[FrameStats],
                   preview: Callable[[int], Path] | None = None,
-                  model_file: Path | None = None) -> tuple[list[Path], int]:
-    """Segment every frame to render and write its matte; returns the mattes written, in order, and how many
-    of them were segmented again smaller (Rescale Grown Objects). The
-    statistics of each matte (``review.matte_stats``) are added to ``stats``. ``preview``: where each
+                  model_file: Path | None = None) -> list[Path]:
+    """Segment every frame to render and write its matte; returns the mattes written, in order. The
+    statistics of each matte (``review.matte_stats``, with the size it was segmented again at if Rescale Grown
+    Objects did) are added to ``stats``. ``preview``: where each
     frame's overlay goes (the plate as the network saw it, the matte tinted), by frame number. ``model_file``:
     the model's file, beside which int8 inference keeps its calibration."""
     s = plan.settings
@@ -341,11 +355,11 @@ def _write_mattes(plan: RenderPlan, model: OSVOSNet, infos: list[PlateInfo], pre
                     writer.submit(write_matte, out, matte, info, s.output_format, rgba_source,
                                   metadata={FINGERPRINT_KEY: fingerprint}, layers=layers)
                 written.append(out)
-                stats.append(replace(frame_stats, fingerprint=fingerprint))
+                stats.append(replace(frame_stats, fingerprint=fingerprint, rescaled_to=segmenter.rescaled_to))
     if s.grown_object_rescale and not getattr(model, "taught_extent", 0.0):
         log.warning("Rescale Grown Objects: the model does not record how large fine-tuning showed the object "
                     "(saved before this was recorded), so no frame was rescaled; fine-tune it again to use it")
-    return written, segmenter.regrown
+    return written
 
 
 def _canvas_runs(infos: list[PlateInfo]) -> list[tuple[int, int, tuple[int, int]]]:

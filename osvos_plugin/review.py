@@ -28,8 +28,8 @@ from osvos_contract.review import REVIEW_SUFFIX, review_path
 
 from .files import atomic_write
 
-__all__ = ["REVIEW_SUFFIX", "FrameStats", "Review", "matte_stats", "previous_stats", "review", "review_path",
-           "write_review"]
+__all__ = ["REVIEW_SUFFIX", "FrameStats", "Review", "frame_ranges", "frame_runs", "matte_stats", "previous_stats",
+           "review", "review_path", "write_review"]
 
 STATS_SIZE = 256  # blobs are counted on the matte shrunk to at most this many pixels a side
 MIN_AREA = 1e-4  # a matte with less of the frame than this is empty
@@ -51,6 +51,14 @@ REASONS = {
     "low_confidence": "the matte is unsure",
 }
 
+RESCALED = "segmented again smaller, the object larger than fine-tuning showed it (Rescale Grown Objects)"
+
+
+def frame_ranges(ranges: list[tuple[int, int]], most: int = MAX_RANGES) -> str:
+    """``1040-1052, 1077`` (at most ``most`` ranges, then how many more)."""
+    shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges[:most])
+    return shown + (f" and {len(ranges) - most} more" if len(ranges) > most else "")
+
 
 @dataclass(frozen=True)
 class FrameStats:
@@ -60,6 +68,7 @@ class FrameStats:
     blobs: int  # blobs of at least MIN_BLOB of the largest
     second_blob_distance: float | None  # gap from the largest blob to the second, / the diagonal
     fingerprint: str = ""  # the matte's (``outputs.Fingerprint``): a resume reuses these figures when it matches
+    rescaled_to: int | None = None  # the long side (px) it was segmented again at: the object outgrew its training
 
     @property
     def present(self) -> bool:
@@ -73,6 +82,11 @@ class Review:
     note: str = ""  # what the report covers, when not every frame of the range
 
     @property
+    def rescaled(self) -> list[tuple[int, int]]:
+        """The frames segmented again smaller (Rescale Grown Objects), as (first, last) ranges."""
+        return frame_runs([s.frame for s in self.frames], [k for k, s in enumerate(self.frames) if s.rescaled_to])
+
+    @property
     def sentence(self) -> str:
         """``check frames 1040-1052: ...; 1077: ...``, or "" when nothing is flagged."""
         if not self.flagged:
@@ -82,9 +96,7 @@ class Review:
             ranges = self.flagged.get(reason)
             if not ranges:
                 continue
-            shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges[:MAX_RANGES])
-            more = f" and {len(ranges) - MAX_RANGES} more" if len(ranges) > MAX_RANGES else ""
-            parts.append(f"{shown}{more}: {text}")
+            parts.append(f"{frame_ranges(ranges)}: {text}")
         one = len(self.flagged) == 1 and len(r := next(iter(self.flagged.values()))) == 1 and r[0][0] == r[0][1]
         return f"check frame{'' if one else 's'} " + "; ".join(parts)
 
@@ -95,6 +107,7 @@ class Review:
             "summary": self.sentence,
             "flagged": [{"reason": reason, "text": REASONS[reason], "ranges": [list(r) for r in ranges]}
                         for reason, ranges in self.flagged.items()],
+            "rescaled": {"text": RESCALED, "ranges": [list(r) for r in self.rescaled]},
             "frames": [asdict(s) for s in self.frames],
         }
 
@@ -182,19 +195,19 @@ def review(stats: Iterable[FrameStats], note: str = "") -> Review:
             flags["far_blob"].append(k)
         if s.confidence is not None and s.confidence < LOW_CONFIDENCE:
             flags["low_confidence"].append(k)
-    flagged = {reason: _ranges(frames, sorted(set(ks))) for reason, ks in flags.items() if ks}
+    flagged = {reason: frame_runs([s.frame for s in frames], sorted(set(ks))) for reason, ks in flags.items() if ks}
     return Review(frames, flagged, note)
 
 
-def _ranges(frames: list[FrameStats], positions: list[int]) -> list[tuple[int, int]]:
-    """(first frame, last frame) of each run of consecutive positions."""
+def frame_runs(frames: list[int], positions: list[int]) -> list[tuple[int, int]]:
+    """(first frame, last frame) of each run of consecutive positions in ``frames`` (frame numbers in order)."""
     runs: list[tuple[int, int]] = []
     for k in positions:
         if runs and runs[-1][1] == k - 1:
             runs[-1] = (runs[-1][0], k)
         else:
             runs.append((k, k))
-    return [(frames[a].frame, frames[b].frame) for a, b in runs]
+    return [(frames[a], frames[b]) for a, b in runs]
 
 
 def previous_stats(pattern: str | os.PathLike) -> dict[int, FrameStats]:

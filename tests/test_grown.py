@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -141,6 +143,7 @@ def test_render_rescales_the_frames_where_the_object_outgrew_its_training(tmp_pa
     from osvos_plugin.cli.render import main as render_main
     from osvos_plugin.device import int8_engine
     from osvos_plugin.io import read_mask
+    from osvos_plugin.review import review_path
     from osvos_plugin.weights import read_checkpoint_info
 
     masks = _growing_shot(tmp_path, [24, 28, 34, 40, 50, 58, 84, 104])
@@ -151,8 +154,11 @@ def test_render_rescales_the_frames_where_the_object_outgrew_its_training(tmp_pa
     line = capsys.readouterr().out
     taught = read_checkpoint_info(tmp_path / "ft.safetensors").provenance["taught_extent"]
     assert taught == pytest.approx(taught_extent([masks[0]], FinetuneConfig().augment))
-    grown = sum(largest_part_extent(m) > 0.8 * taught for m in masks)
-    assert grown == 2 and f"{grown} frames segmented again smaller" in line
+    grown = [f for f, m in enumerate(masks, 1) if largest_part_extent(m) > 0.8 * taught]
+    assert grown == [7, 8] and "2 frames (7-8) segmented again smaller" in line, line
+    report = json.loads(review_path(tmp_path / "out" / "m.#.png").read_text())
+    assert report["rescaled"]["ranges"] == [[7, 8]]
+    assert [f["rescaled_to"] for f in report["frames"]] == [None] * 6 + [90, 64]  # 0.7 and 0.5 of 128 px
     ious = [_iou(read_mask(tmp_path / "out" / f"m.{f}.png", allow_empty=True) >= 0.5, truth)
             for f, truth in enumerate(masks, 1)]
     assert min(ious) > 0.9, ious

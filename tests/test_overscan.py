@@ -54,7 +54,7 @@ class RedSegmenter:
 
     def __init__(self, model, config=None, int8_cache=None) -> None:
         self.device = torch.device("cpu")
-        self.regrown = 0  # frames segmented again smaller (Rescale Grown Objects): none here
+        self.rescaled_to = None  # the frame handed out was not segmented again smaller (Rescale Grown Objects)
 
     def stream(self, frames, total=None, progress=None, cancel=None, out_size=None):
         done = 0

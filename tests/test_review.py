@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from osvos_plugin.review import matte_stats, review, review_path
+from osvos_plugin.review import FrameStats, frame_ranges, matte_stats, review, review_path
 
 H, W = 48, 64
 
@@ -167,3 +167,18 @@ def test_a_render_reports_the_frame_whose_matte_is_empty(tmp_path, tiny_parent, 
     third = render(job)  # no report to reuse: the kept mattes are read back
     assert sorted(Path(p).name for p in decoded) == ["m.1.png", "m.3.png", "m.4.png", "m.5.png"]
     assert json.loads(third.review.read_text())["frames"] == report["frames"]
+
+
+def test_frames_segmented_again_smaller_are_listed_but_not_flagged():
+    """Rescale Grown Objects' frames are named in the report (ranges, and each frame's size) without being
+    frames to check; runs follow the range's frames, so a frame step is no gap."""
+    stats = [FrameStats(f, 0.2, None, 1, None, rescaled_to=90 if f in (1003, 1005, 1009) else None)
+             for f in range(1001, 1012, 2)]
+    report = review(stats)
+    assert report.rescaled == [(1003, 1005), (1009, 1009)]
+    assert report.sentence == "" and report.flagged == {}
+    data = report.as_json()
+    assert data["rescaled"]["ranges"] == [[1003, 1005], [1009, 1009]]
+    assert [f["rescaled_to"] for f in data["frames"]] == [None, 90, 90, None, 90, None]
+    assert frame_ranges(report.rescaled) == "1003-1005, 1009"
+    assert frame_ranges([(1, 1)] * 10, most=8) == "1, 1, 1, 1, 1, 1, 1, 1 and 2 more"
