@@ -18,7 +18,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +129,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=None,
                     help="Probability above which a pixel is object (default: plugin.json's)")
     ap.add_argument("--finetune", default="", metavar="FIELD=VALUE,...",
-                    help="FinetuneConfig fields that are no node parameter, e.g. freeze_stages=3,coarse_size=240")
+                    help="FinetuneConfig fields that are no node parameter, e.g. freeze_stages=3,coarse_size=240, "
+                         "and its AugmentConfig's as augment.FIELD, e.g. augment.move=0.5")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
     args = ap.parse_args()
@@ -143,6 +144,12 @@ def main() -> None:
     overrides = {}
     for item in filter(None, args.finetune.split(",")):
         key, value = item.split("=", 1)
+        if key.startswith("augment."):  # a field of the fine-tuning's AugmentConfig, e.g. augment.move=0.5
+            field_name = key.removeprefix("augment.")
+            augment = overrides.get("augment", FinetuneConfig().augment)
+            kind = type(getattr(augment, field_name))
+            overrides["augment"] = replace(augment, **{field_name: kind(value)})
+            continue
         kind = type(getattr(FinetuneConfig(), key))
         overrides[key] = kind(value)
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
@@ -161,7 +168,8 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
     if args.json:
         meta = {"process_size": settings.process_size, "large_object_scale": settings.large_object_scale,
-                "schedule": args.schedule, "finetune": overrides,
+                "schedule": args.schedule,
+                "finetune": {k: asdict(v) if is_dataclass(v) else v for k, v in overrides.items()},
                 "self_train_iterations": settings.self_train_iterations, "flip_average": settings.flip_average,
                 "threshold": settings.threshold}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))

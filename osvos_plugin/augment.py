@@ -34,6 +34,12 @@ class AugmentConfig:
     # ``zoom_max``; the zoom scales in between are spread evenly on a log scale.
     zoom_to: float = 0.0
     zoom_max: float = 4.0
+    # Object moved (KeyframeSampler only; 0 = off): this share of the samples shows the painted object shifted
+    # by up to ``move_max`` of the frame's sides over the keyframe's background with the object's own place
+    # filled in (inpainted), so the network learns that what lies where the object was painted is background,
+    # not the object (a look-alike ground, an object that moves away from its painted place).
+    move: float = 0.0
+    move_max: float = 0.25
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -116,6 +122,28 @@ def largest_part_extent(matte: np.ndarray) -> float:
     return math.sqrt(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT] / matte.size)
 
 
+def object_removed(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``rgb`` (H, W, 3) in [0, 1] with the object (``mask`` (H, W) or (K, H, W), grown by a margin for its soft
+    edge) filled in from its surroundings (OpenCV's Telea inpainting, at most 240 px a side: the fill is smooth
+    anyway, and inpainting cost grows with the hole)."""
+    union = np.asarray(mask, np.float32)
+    union = union.max(axis=0) if union.ndim == 3 else union
+    h, w = union.shape
+    margin = max(1, round(0.015 * max(h, w)))
+    hole = cv2.dilate((union > 0.05).astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
+    if not hole.any():
+        return np.asarray(rgb, np.float32)
+    scale = min(1.0, 240 / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize((np.clip(rgb, 0, 1) * 255).astype(np.uint8), size, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole, size, interpolation=cv2.INTER_NEAREST)
+    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    filled = cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    keep = hole[..., None] == 0
+    return np.where(keep, np.asarray(rgb, np.float32), filled)
+
+
 class KeyframeSampler:
     """Random augmented samples from one or more painted keyframes, pre-scaled once per scale.
 
@@ -141,8 +169,10 @@ class KeyframeSampler:
         self.g = torch.Generator().manual_seed(seed)
         self.weighted = any(len(kf) > 2 for kf in keyframes)
         self.channels = keyframes[0][1].shape[0] if np.ndim(keyframes[0][1]) == 3 else 1
-        # per keyframe: the scale-1.0 size (the window of a zoomed-in variant), then (image, mask) per scale
-        self.variants: list[tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]]] = []
+        # per keyframe: the scale-1.0 size (the window of a zoomed-in variant), then (image, mask, background)
+        # per scale; the background (the object's place filled in) only where samples move the object
+        self.variants: list[tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]] = []
+        moves = cfg.move > 0 and not self.weighted
         for rgb, mask, *weight in keyframes:
             img_t = to_tensor_image(rgb)
             mask_t = to_tensor_mask(mask) if np.ndim(mask) == 2 else torch.from_numpy(
@@ -155,14 +185,18 @@ class KeyframeSampler:
             scales = object_scales(mask, cfg)
             if scales != tuple(cfg.scales):
                 log.info("small object (%.2f of the frame): zooming in up to %gx", object_extent(mask), max(scales))
+            background = to_tensor_image(object_removed(rgb, mask)) if moves else None
             for s in scales:
                 size = (max(16, round(h * s)), max(16, round(w * s)))
-                per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device)))
+                bg = None if background is None else resize(background, size).to(device)
+                per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device), bg))
             self.variants.append(((h, w), per_scale))
 
     def __call__(self, step: int) -> tuple[torch.Tensor, ...]:
         window, per_scale = self.variants[step % len(self.variants)]
-        image, mask = per_scale[int(torch.randint(0, len(per_scale), (), generator=self.g))]
+        image, mask, background = per_scale[int(torch.randint(0, len(per_scale), (), generator=self.g))]
+        if background is not None and torch.rand((), generator=self.g).item() < self.cfg.move:
+            image, mask = self._moved(image, mask, background)
         image, mask = self._window(image, mask, window)
         image, mask = augment_pair(image, mask, self.cfg, self.g)
         image = image.contiguous(memory_format=torch.channels_last)
@@ -171,6 +205,20 @@ class KeyframeSampler:
             k = self.channels
             return image, mask[:, :k].contiguous(), (mask[:, k:k + 1] > 0.999).float()
         return image, mask
+
+    def _moved(self, image: torch.Tensor, mask: torch.Tensor,
+               background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The object (every object's mask) shifted by a random offset over ``background``."""
+        h, w = image.shape[-2:]
+        m = self.cfg.move_max
+        dy, dx = round(_uniform(self.g, -m, m) * h), round(_uniform(self.g, -m, m) * w)
+        moved_img, moved_mask = torch.zeros_like(image), torch.zeros_like(mask)
+        src_y, dst_y = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h - max(0, -dy))
+        src_x, dst_x = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w - max(0, -dx))
+        moved_img[..., dst_y, dst_x] = image[..., src_y, src_x]
+        moved_mask[..., dst_y, dst_x] = mask[..., src_y, src_x]
+        alpha = moved_mask.amax(dim=1, keepdim=True).clamp(0.0, 1.0)
+        return background * (1 - alpha) + moved_img * alpha, moved_mask
 
     def _window(
         self, image: torch.Tensor, mask: torch.Tensor, window: tuple[int, int]
