@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 NOT_IN_FINGERPRINT = ("frames", "device", "batch_size", "threads", "keep_model", "continue_iterations",
                       "max_objects")
 # Parameters that only decide the fine-tuned network: with a loaded model they change nothing.
-MODEL_PARAMETERS = ("mask_frame", "iterations", "learning_rate", "optimizer", "object_networks", "seed",
-                    "self_train_iterations", "self_train_frames")
+MODEL_PARAMETERS = ("mask_frame", "iterations", "learning_rate", "optimizer", "learn_anywhere", "object_networks",
+                    "seed", "self_train_iterations", "self_train_frames")
 FINGERPRINT_KEY = "fingerprint"
 
 

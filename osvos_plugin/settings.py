@@ -22,6 +22,8 @@ from .selftrain import SelfTrainConfig
 # plate's 854 wins on objects painted this large and loses on smaller ones, which tend to come closer later
 # (docs/experiments.md, sessions 10 and 19).
 LARGE_OBJECT_SHARE = 0.04
+# Learn Object Anywhere: the share of fine-tuning samples that show the object moved (docs/experiments.md, session 23).
+LEARN_ANYWHERE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class RenderSettings:
     iterations: int
     learning_rate: float
     optimizer: str
+    learn_anywhere: bool
     object_networks: str
     object_overlap: bool
     max_objects: int
@@ -103,11 +106,14 @@ class RenderSettings:
         return replace(self, process_size=size, large_object_scale=1.0)
 
     def finetune(self) -> FinetuneConfig:
-        return FinetuneConfig(
+        cfg = FinetuneConfig(
             iterations=self.iterations, learning_rate=self.learning_rate, optimizer=self.optimizer, seed=self.seed,
             process_size=self.process_size, device=self.device, precision=self.precision,
             object_networks=self.object_networks,
         )
+        if self.learn_anywhere:  # half the samples show the object moved (AugmentConfig.move)
+            cfg = replace(cfg, augment=replace(cfg.augment, move=LEARN_ANYWHERE_SHARE))
+        return cfg
 
     def self_train(self) -> SelfTrainConfig:
         return SelfTrainConfig(
@@ -130,6 +136,7 @@ class RenderSettings:
             "kind": "fine-tuned", "parent": parent, "source": source, "keyframes": keyframes,
             "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
             "scales": list(cfg.augment.scales), "zoom_to": cfg.augment.zoom_to, "zoom_max": cfg.augment.zoom_max,
+            "move": cfg.augment.move,
             "self_train_iterations": self.self_train_iterations if self_train_frames else 0,
             "self_train_frames": list(self_train_frames),
             "process_size": self.process_size,
