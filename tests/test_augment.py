@@ -67,7 +67,7 @@ def test_no_moves_unless_asked_and_none_for_weighted_pseudo_labels():
 def test_render_with_learn_anywhere_follows_an_object_across_the_frame(tmp_path, capsys):
     """End to end with the shipped parent: a textured square painted on the left crosses to the right over a
     noisy ground; with Learn Object Anywhere every matte matches the square, the model's record says it was
-    learnt so, and a render without it does not reuse that kept model."""
+    learnt so, and the shot's kept model is reused with it on and not without it."""
     import cv2
 
     from osvos_plugin.cli.render import main as render_main
@@ -95,5 +95,9 @@ def test_render_with_learn_anywhere_follows_an_object_across_the_frame(tmp_path,
         assert (matte & truth).sum() / (matte | truth).sum() > 0.9, f"frame {f}"
     record = read_checkpoint_info(tmp_path / "ft.safetensors").provenance
     assert '"move": 0.5' in json.dumps(record)
-    assert render_main([*base, "-o", str(tmp_path / "out" / "m.#.png")]) == 0
-    assert "rendered with another model or other settings" in capsys.readouterr().out  # not the kept model's mattes
+    again = [*base, "-o", str(tmp_path / "out" / "m.#.png")]  # beside the kept model (out/.osvos)
+    assert render_main([*again, "--learn-anywhere", "--overwrite"]) == 0  # the same recipe: the kept model serves
+    assert "the shot's kept model, reused" in capsys.readouterr().out
+    assert render_main(again) == 0  # learnt otherwise: fine-tuned afresh, its mattes rendered again
+    out = capsys.readouterr().out
+    assert "kept model, reused" not in out and "rendered with another model or other settings" in out, out
