@@ -33,6 +33,13 @@ from osvos_plugin.selftrain import frames_to_learn_from, self_train
 from osvos_plugin.settings import RenderSettings
 
 
+def _parsed(kind: type, value: str):
+    """A --finetune value as its field's type (``false`` / ``0`` is False for a bool)."""
+    if kind is bool:
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return kind(value)
+
+
 def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[int, tuple[object, float]]:
     """{budget: (model, fine-tune seconds)}. With the constant schedule one run of the largest budget is
     snapshotted at each smaller one (the same computation as a run of that length; a test checks it);
@@ -72,7 +79,9 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
         rgb0 = seq.frames[0].astype(np.float32) / 255
         mask0 = (seq.masks[0] > 127).astype(np.float32)
         sized = settings.for_object(float(mask0.mean()))  # Large Object Scale, as a render decides it
-        cfg = replace(sized.finetune(), schedule=schedule, **(finetune_overrides or {}))
+        overrides = dict(finetune_overrides or {})
+        augment = replace(sized.finetune().augment, **overrides.pop("augment", {}))  # onto the render's own
+        cfg = replace(sized.finetune(), schedule=schedule, augment=augment, **overrides)
         models = _finetune_budgets(parent, (rgb0, mask0), budgets, cfg)
         for budget in budgets:
             model, t_ft = models.pop(budget)
@@ -146,12 +155,10 @@ def main() -> None:
         key, value = item.split("=", 1)
         if key.startswith("augment."):  # a field of the fine-tuning's AugmentConfig, e.g. augment.move=0.5
             field_name = key.removeprefix("augment.")
-            augment = overrides.get("augment", FinetuneConfig().augment)
-            kind = type(getattr(augment, field_name))
-            overrides["augment"] = replace(augment, **{field_name: kind(value)})
+            kind = type(getattr(FinetuneConfig().augment, field_name))
+            overrides.setdefault("augment", {})[field_name] = _parsed(kind, value)
             continue
-        kind = type(getattr(FinetuneConfig(), key))
-        overrides[key] = kind(value)
+        overrides[key] = _parsed(type(getattr(FinetuneConfig(), key)), value)
     rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
                args.schedule, args.save_predictions, overrides)
     print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -26,6 +26,15 @@ class AugmentConfig:
     scales: tuple[float, ...] = (0.5, 0.8, 1.0)  # the paper's; a scale above 1 zooms in (a window of the 1.0 size)
     flip: bool = True
     crop: float = 0.8  # a crop keeps at least this share of each side (1.0 = no crop)
+    crop_max: float = 1.0  # ... and at most this share (below 1: every sample is cut, and a step costs less)
+    crop_on_object: bool = False  # the crop holds a random pixel of the object (the first ``objects`` channels)
+    # KeyframeSampler only: the samples at scale 1 and above (full size, zoomed in), which cost the most, cut to
+    # keep between these shares of each side around the object (0: cut as the others); those below 1 show the
+    # whole frame's background at a fraction of the cost. Only for keyframes whose objects cover less than
+    # ``close_crop_below`` of the frame.
+    close_crop: float = 0.0
+    close_crop_max: float = 1.0
+    close_crop_below: float = 1.0
     rotate_deg: float = 0.0  # maximal rotation either way
     colour: float = 0.1  # brightness/contrast/saturation jitter amplitude (0 = off)
     # Zoom that follows the object's size (KeyframeSampler only; 0 = the scales as given). A small object
@@ -47,9 +56,10 @@ def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
 
 
 def augment_pair(
-    image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, g: torch.Generator
+    image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig, g: torch.Generator, objects: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random augmentation of an (1, 3, H, W) image and its (1, 1, H, W) mask (already scaled)."""
+    """One random augmentation of an (1, 3, H, W) image and its (1, C, H, W) mask (already scaled), whose first
+    ``objects`` channels (all unless given) are objects, the rest carried along (a loss weight)."""
     if cfg.flip and torch.rand((), generator=g).item() < 0.5:
         image, mask = image.flip(-1), mask.flip(-1)
     h, w = image.shape[-2:]
@@ -61,10 +71,10 @@ def augment_pair(
         image = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         mask = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if cfg.crop < 1.0:
-        ch = min(h, max(16, round(h * _uniform(g, cfg.crop, 1.0))))
-        cw = min(w, max(16, round(w * _uniform(g, cfg.crop, 1.0))))
-        y0 = int(torch.randint(0, h - ch + 1, (), generator=g))
-        x0 = int(torch.randint(0, w - cw + 1, (), generator=g))
+        top = max(cfg.crop, min(1.0, cfg.crop_max))
+        ch = min(h, max(16, round(h * _uniform(g, cfg.crop, top))))
+        cw = min(w, max(16, round(w * _uniform(g, cfg.crop, top))))
+        y0, x0 = _crop_origin(mask[0, :objects].amax(0) if cfg.crop_on_object else None, (h, w), (ch, cw), g)
         image, mask = image[..., y0:y0 + ch, x0:x0 + cw], mask[..., y0:y0 + ch, x0:x0 + cw]
     if cfg.colour > 0:
         a = cfg.colour
@@ -76,6 +86,23 @@ def augment_pair(
         image = (image - image.mean()) * contrast + image.mean() + brightness
         image = image.clamp(0.0, 1.0)
     return image.contiguous(), mask.contiguous()
+
+
+def _crop_origin(
+    anchor: torch.Tensor | None, size: tuple[int, int], crop: tuple[int, int], g: torch.Generator
+) -> tuple[int, int]:
+    """Top-left corner of a ``crop`` (h, w) of an image of ``size``: anywhere, or, given an ``anchor`` map
+    (H, W) with pixels over 0.5, around a random one of those (anywhere when it has none)."""
+    (h, w), (ch, cw) = size, crop
+    y_lo, y_hi, x_lo, x_hi = 0, h - ch, 0, w - cw
+    if anchor is not None:
+        ys, xs = torch.nonzero(anchor > 0.5, as_tuple=True)
+        if len(ys):
+            k = int(torch.randint(0, len(ys), (), generator=g))
+            ay, ax = int(ys[k]), int(xs[k])
+            y_lo, y_hi = max(0, ay - ch + 1), min(h - ch, ay)
+            x_lo, x_hi = max(0, ax - cw + 1), min(w - cw, ax)
+    return int(torch.randint(y_lo, y_hi + 1, (), generator=g)), int(torch.randint(x_lo, x_hi + 1, (), generator=g))
 
 
 def object_extent(mask: np.ndarray) -> float:
@@ -165,12 +192,15 @@ class KeyframeSampler:
         if not keyframes:
             raise ValueError("fine-tuning needs at least one painted keyframe")
         self.cfg = cfg
+        self.close = cfg if cfg.close_crop <= 0 else replace(
+            cfg, crop=cfg.close_crop, crop_max=cfg.close_crop_max, crop_on_object=True)
         self.device = device
         self.g = torch.Generator().manual_seed(seed)
         self.weighted = any(len(kf) > 2 for kf in keyframes)
         self.channels = keyframes[0][1].shape[0] if np.ndim(keyframes[0][1]) == 3 else 1
         # per keyframe: the scale-1.0 size (the window of a zoomed-in variant), then (image, mask, background)
         # per scale; the background (the object's place filled in) only where samples move the object
+        self.closes: list[AugmentConfig] = []  # per keyframe: how its samples at scale 1 and above are cut
         self.variants: list[tuple[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]] = []
         moves = cfg.move > 0 and not self.weighted
         for rgb, mask, *weight in keyframes:
@@ -191,14 +221,17 @@ class KeyframeSampler:
                 bg = None if background is None else resize(background, size).to(device)
                 per_scale.append((resize(img_t, size).to(device), resize(mask_t, size).to(device), bg))
             self.variants.append(((h, w), per_scale))
+            union = np.asarray(mask).max(axis=0) if np.ndim(mask) == 3 else np.asarray(mask)
+            self.closes.append(self.close if float((union > 0.5).mean()) < cfg.close_crop_below else cfg)
 
     def __call__(self, step: int) -> tuple[torch.Tensor, ...]:
         window, per_scale = self.variants[step % len(self.variants)]
         image, mask, background = per_scale[int(torch.randint(0, len(per_scale), (), generator=self.g))]
+        cfg = self.closes[step % len(self.variants)] if image.shape[-2] >= window[0] else self.cfg  # scale >= 1
         if background is not None and torch.rand((), generator=self.g).item() < self.cfg.move:
             image, mask = self._moved(image, mask, background)
         image, mask = self._window(image, mask, window)
-        image, mask = augment_pair(image, mask, self.cfg, self.g)
+        image, mask = augment_pair(image, mask, cfg, self.g, self.channels)
         image = image.contiguous(memory_format=torch.channels_last)
         if self.weighted:
             # a weight blurred by resizing or rotation marks the edge of an ignored region: ignore it too
@@ -229,14 +262,5 @@ class KeyframeSampler:
         wh, ww = min(h, window[0]), min(w, window[1])
         if (wh, ww) == (h, w):
             return image, mask
-        ys, xs = torch.nonzero(mask[0, :self.channels].amax(0) > 0.5, as_tuple=True)  # any object
-        if len(ys):
-            k = int(torch.randint(0, len(ys), (), generator=self.g))
-            ay, ax = int(ys[k]), int(xs[k])
-            y_lo, y_hi = max(0, ay - wh + 1), min(h - wh, ay)
-            x_lo, x_hi = max(0, ax - ww + 1), min(w - ww, ax)
-        else:
-            y_lo, y_hi, x_lo, x_hi = 0, h - wh, 0, w - ww
-        y0 = int(torch.randint(y_lo, y_hi + 1, (), generator=self.g))
-        x0 = int(torch.randint(x_lo, x_hi + 1, (), generator=self.g))
+        y0, x0 = _crop_origin(mask[0, :self.channels].amax(0), (h, w), (wh, ww), self.g)  # around any object
         return image[..., y0:y0 + wh, x0:x0 + ww], mask[..., y0:y0 + wh, x0:x0 + ww]

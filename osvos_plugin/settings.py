@@ -137,6 +137,7 @@ class RenderSettings:
             "iterations": cfg.iterations, "learning_rate": cfg.learning_rate, "seed": cfg.seed,
             "scales": list(cfg.augment.scales), "zoom_to": cfg.augment.zoom_to, "zoom_max": cfg.augment.zoom_max,
             "move": cfg.augment.move,
+            "close_crop": [cfg.augment.close_crop, cfg.augment.close_crop_max, cfg.augment.close_crop_below],
             "self_train_iterations": self.self_train_iterations if self_train_frames else 0,
             "self_train_frames": list(self_train_frames),
             "process_size": self.process_size,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from osvos_plugin.augment import AugmentConfig
+from osvos_plugin.augment import AugmentConfig, KeyframeSampler
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import InferenceConfig, Segmenter
 from osvos_plugin.jobs import Cancelled
@@ -100,6 +100,56 @@ def test_augmentations_keep_image_and_mask_aligned():
         assert ((a[:, 0] > 0.5) == (m[:, 0] > 0.5)).float().mean() > 0.97
 
 
+
+def test_crops_keep_between_crop_and_crop_max_of_each_side():
+    from osvos_plugin.augment import augment_pair
+
+    img, mask = torch.rand(1, 3, 100, 200), torch.rand(1, 1, 100, 200)
+    g = torch.Generator().manual_seed(0)
+    sizes = [augment_pair(img, mask, AugmentConfig(crop=0.4, crop_max=0.7, colour=0.0), g)[0].shape[-2:]
+             for _ in range(200)]
+    hs, ws = [h for h, _ in sizes], [w for _, w in sizes]
+    assert 40 <= min(hs) < 45 and 65 < max(hs) <= 70 and 80 <= min(ws) < 90 and 130 < max(ws) <= 140
+    full = [augment_pair(img, mask, AugmentConfig(crop=0.4, colour=0.0), g)[0].shape[-1] for _ in range(200)]
+    assert max(full) > 190  # without crop_max, up to the whole side
+
+
+def test_crops_on_the_object_always_hold_part_of_it():
+    from osvos_plugin.augment import augment_pair
+
+    img = torch.zeros(1, 3, 100, 200)
+    mask = torch.zeros(1, 2, 100, 200)  # an object, then a loss weight that covers everything
+    mask[0, 0, 10:14, 180:186], mask[0, 1] = 1.0, 1.0
+    img[..., 10:14, 180:186] = 1.0
+    g = torch.Generator().manual_seed(0)
+    on = AugmentConfig(crop=0.3, crop_max=0.5, crop_on_object=True, flip=True, colour=0.0)
+    held = [(m[0, 0] > 0.5).any().item() for _, m in (augment_pair(img, mask, on, g, objects=1) for _ in range(100))]
+    assert all(held)
+    anywhere = AugmentConfig(crop=0.3, crop_max=0.5, colour=0.0)
+    held = [(m[0, 0] > 0.5).any().item() for _, m in (augment_pair(img, mask, anywhere, g, objects=1)
+                                                       for _ in range(100))]
+    assert sum(held) < 50  # a small object in a corner: most crops drawn anywhere miss it
+
+
+def test_close_crops_cut_only_the_full_size_and_zoomed_samples_around_the_object():
+    rgb = np.zeros((100, 200, 3), np.float32)
+    mask = np.zeros((100, 200), np.float32)
+    mask[10:20, 170:190] = 1.0
+    cfg = AugmentConfig(scales=(0.5, 1.0, 2.0), crop=0.9, close_crop=0.3, close_crop_max=0.4, colour=0.0)
+    sampler = KeyframeSampler([(rgb, mask)], 200, cfg, torch.device("cpu"), seed=0)
+    small, close = [], []
+    for step in range(60):
+        image, m = sampler(step)
+        h, w = image.shape[-2:]
+        (close if h <= 40 else small).append((h, w, bool((m[0, 0] > 0.5).any())))
+    assert small and close
+    assert all(45 <= h <= 50 and 90 <= w <= 100 for h, w, _ in small)  # scale 0.5: whole but for crop 0.9
+    assert all(30 <= h <= 40 and 60 <= w <= 80 and held for h, w, held in close)  # 0.3-0.4 of 100x200, on it
+    # an object over close_crop_below of the frame: its samples at scale 1 and above are cut as the others
+    large = KeyframeSampler([(rgb, mask)], 200, replace(cfg, close_crop_below=0.01), torch.device("cpu"), seed=0)
+    sizes = [large(step)[0].shape[-2:] for step in range(60)]
+    assert all(h >= 45 for h, _ in sizes) and any(h >= 90 for h, _ in sizes)
+
 def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent):
     """With the constant schedule, step N of a long run is the N-step budget (what the budget sweep uses)."""
     parent, _ = load_checkpoint(tiny_parent)
@@ -161,8 +211,6 @@ def _shrunk_demo_pair(demo_pair):
 def test_sampler_shows_a_small_painted_object_close_up(demo_pair):
     """On a demo frame with the object shrunk into a corner, zoomed samples show it several times larger
     than on the painted frame, and every zoomed sample still holds part of it."""
-    from osvos_plugin.augment import KeyframeSampler
-
     small_rgb, small_mask = _shrunk_demo_pair(demo_pair)
     base = AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), crop=1.0, colour=0.0)
     largest = {}
