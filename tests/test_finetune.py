@@ -100,7 +100,6 @@ def test_augmentations_keep_image_and_mask_aligned():
         assert ((a[:, 0] > 0.5) == (m[:, 0] > 0.5)).float().mean() > 0.97
 
 
-
 def test_crops_keep_between_crop_and_crop_max_of_each_side():
     from osvos_plugin.augment import augment_pair
 
@@ -149,6 +148,7 @@ def test_close_crops_cut_only_the_full_size_and_zoomed_samples_around_the_object
     large = KeyframeSampler([(rgb, mask)], 200, replace(cfg, close_crop_below=0.01), torch.device("cpu"), seed=0)
     sizes = [large(step)[0].shape[-2:] for step in range(60)]
     assert all(h >= 45 for h, _ in sizes) and any(h >= 90 for h, _ in sizes)
+
 
 def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent):
     """With the constant schedule, step N of a long run is the N-step budget (what the budget sweep uses)."""
