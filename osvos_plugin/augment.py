@@ -20,6 +20,11 @@ from .imaging import fit_long_side, resize, to_tensor_image, to_tensor_mask
 
 log = logging.getLogger(__name__)
 
+# The share of the frame from which a painted object counts as large: the network at the plate's 854 wins on
+# objects painted this large and loses on smaller ones, which tend to come closer later (Large Object Scale,
+# docs/experiments.md sessions 10 and 19); close crops win on the smaller ones and lose on these (session 25).
+LARGE_OBJECT_SHARE = 0.04
+
 
 @dataclass
 class AugmentConfig:

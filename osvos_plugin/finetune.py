@@ -13,7 +13,7 @@ import torch
 
 from osvos_contract.manifest import default
 
-from .augment import AugmentConfig, KeyframeSampler, taught_extent
+from .augment import LARGE_OBJECT_SHARE, AugmentConfig, KeyframeSampler, taught_extent
 from .device import prepare_model, resolve_device, resolve_precision, shape_varying
 from .jobs import CancelFlag, ProgressFn
 from .network import ObjectNets, OSVOSNet
@@ -43,9 +43,13 @@ class FinetuneConfig:
     hard_negatives: float = 0.0  # extra weight of background the network takes for the object (losses.py)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
-    # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to).
+    # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to), and its
+    # samples at scale 1 and above are cut to 0.4-0.7 of each side around it (close crops: the smaller
+    # scales show the whole background; higher J&F and cheaper steps, docs/experiments.md session 25).
     augment: AugmentConfig = field(
-        default_factory=lambda: AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), zoom_to=0.5, zoom_max=4.0)
+        default_factory=lambda: AugmentConfig(scales=(0.5, 0.8, 1.0, 1.25, 1.5), zoom_to=0.5, zoom_max=4.0,
+                                              close_crop=0.4, close_crop_max=0.7,
+                                              close_crop_below=LARGE_OBJECT_SHARE)
     )
 
     def optim(self) -> OptimConfig:

@@ -244,10 +244,12 @@ def file_stamp(path: str | os.PathLike) -> str:
 def model_identity(*, load_model: str | os.PathLike | None = None,
                    parent: str | os.PathLike | None = None,
                    keyframes: Iterable[tuple[str | os.PathLike, int, str | os.PathLike]] = (),
-                   resize_mask: bool = False, objects: Iterable[str] = (), continued: dict | None = None) -> dict:
+                   resize_mask: bool = False, objects: Iterable[str] = (), continued: dict | None = None,
+                   recipe: dict | None = None) -> dict:
     """What decides the network: a loaded model's bytes, or the parent's bytes, each painted mask with the
-    frame it was painted on and that frame's plate, and the fine-tuning parameters; with several objects,
-    their names (the mattes' layers)."""
+    frame it was painted on and that frame's plate, and the fine-tuning parameters (the node's, in the
+    fingerprint's parameters; the engine's own, ``recipe``); with several objects, their names (the mattes'
+    layers)."""
     named = {"objects": list(objects)} if objects else {}
     if continued:  # the kept model it continued from (its digest) and the steps: see plan.kept_model
         named["continued"] = continued
@@ -256,5 +258,5 @@ def model_identity(*, load_model: str | os.PathLike | None = None,
     return {
         "parent": file_digest(parent) if parent is not None else "missing",
         "keyframes": [[int(frame), file_digest(mask), file_stamp(plate)] for mask, frame, plate in keyframes],
-        "resize_mask": bool(resize_mask), **named,
+        "resize_mask": bool(resize_mask), **({"recipe": recipe} if recipe else {}), **named,
     }

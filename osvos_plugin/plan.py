@@ -158,6 +158,7 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     _refuse_overwriting_inputs(job, frames, [f for out in outputs for f in files(out)], keyframes, parent)
     identity = model_identity(
         load_model=job.load_model, parent=parent, resize_mask=job.resize_mask, objects=objects,
+        recipe=settings.engine_recipe(),
         keyframes=[(m, f, plates.get(f) or format_frame_path(job.source, f)) for m, f in keyframes])
     keep = kept_model_path(without_object_token(job.output)) if job.load_model is None and settings.keep_model else None
     kept = _kept_model(keep, settings, job, identity, keyframes, painted) if keep is not None else None
@@ -218,7 +219,8 @@ def kept_model_path(output: str | os.PathLike) -> Path:
 def recipe(settings: RenderSettings, resize_mask: bool) -> dict:
     """What fine-tuning did besides the keyframes: a kept model is reused or continued only under the same."""
     return {**{k: getattr(settings, k) for k in MODEL_PARAMETERS if k != "mask_frame"},
-            "process_size": settings.process_size, "resize_mask": bool(resize_mask)}
+            "process_size": settings.process_size, "resize_mask": bool(resize_mask),
+            "engine": settings.engine_recipe()}
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,18 @@ node parameter is a line in plugin.json, a field here, and its use in one of the
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from osvos_contract.manifest import ManifestError, load_manifest
 
+from .augment import LARGE_OBJECT_SHARE
 from .errors import InputError
 from .finetune import FinetuneConfig
 from .inference import InferenceConfig
 from .selftrain import SelfTrainConfig
 
-# The share of the frame from which a painted object counts as large (Large Object Scale): the network at the
-# plate's 854 wins on objects painted this large and loses on smaller ones, which tend to come closer later
-# (docs/experiments.md, sessions 10 and 19).
-LARGE_OBJECT_SHARE = 0.04
 # Learn Object Anywhere: the share of fine-tuning samples that show the object moved (docs/experiments.md, session 23).
 LEARN_ANYWHERE_SHARE = 0.5
 
@@ -128,6 +126,20 @@ class RenderSettings:
             edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
             boundary_snap=self.boundary_snap, overlap=self.object_overlap, grown_rescale=self.grown_object_rescale,
         )
+
+    def engine_recipe(self) -> dict:
+        """The fine-tuning settings that are no node parameter (the augmentation, frozen stages, schedule, ...):
+        a new engine default changes what a render learns without a parameter saying so, so a kept model or a
+        matte made under another recipe must not pass for this one's."""
+        node = {f.name for f in fields(self)}  # the node parameters
+
+        def engine(cfg: Any) -> dict:
+            return {k: v for k, v in asdict(cfg).items() if k not in node}
+
+        recipe = {"finetune": engine(self.finetune())}
+        if self.self_train_iterations:
+            recipe["self_train"] = engine(self.self_train())
+        return json.loads(json.dumps(recipe))  # tuples as lists: the form a record reads back in
 
     def provenance(self, parent: str, source: str, keyframes: list[list], self_train_frames: list[int]) -> dict:
         """What a saved fine-tuned model records about how it was made."""

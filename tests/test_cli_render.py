@@ -303,6 +303,35 @@ def test_a_correction_continues_from_the_kept_model(shot, tiny_parent, capsys, c
 
 
 @pytest.mark.slow
+def test_a_new_engine_recipe_fine_tunes_afresh_and_renders_every_matte_again(shot, tiny_parent, capsys, monkeypatch):
+    """An engine default that is no node parameter (here the fine-tuning samples' crop) changes what a render
+    learns: the kept model and the mattes made under the old recipe must not pass for the new one's."""
+    from osvos_plugin.plan import kept_model_path
+    from osvos_plugin.settings import RenderSettings
+    from osvos_plugin.weights import read_checkpoint_info
+
+    base = _args(shot, tiny_parent, "--iterations", "4")
+    assert render_main(base) == 0
+    kept = kept_model_path(str(shot / "out" / "matte.####.exr"))
+    assert read_checkpoint_info(kept).provenance["recipe"]["engine"]["finetune"]["augment"]["crop"] == 0.8
+    capsys.readouterr()
+    assert render_main(base) == 0  # the same recipe: nothing to do
+    assert "0 frames written, 5 kept" in capsys.readouterr().out
+    made = RenderSettings.finetune
+
+    def new_default(self):
+        cfg = made(self)
+        return replace(cfg, augment=replace(cfg.augment, crop=0.6))
+
+    monkeypatch.setattr(RenderSettings, "finetune", new_default)
+    assert render_main(base) == 0
+    out = capsys.readouterr().out
+    assert "kept model" not in out and "5 frames written, 0 kept" in out, out
+    assert read_checkpoint_info(kept).provenance["recipe"]["engine"]["finetune"]["augment"]["crop"] == 0.6
+    assert render_main([*base, "--overwrite"]) == 0  # and the model kept under the new recipe serves it
+    assert "the shot's kept model, reused" in capsys.readouterr().out
+
+
 def test_demo_renders_the_shot_and_its_plate_resolution_case(tmp_path, capsys):
     """``osvos-demo`` (what ``make demo`` runs), quickly: the 480p render scored against the ground truth, then
     the 1080p case with and without plate-resolution edges, and the picture that compares them."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from osvos_plugin.augment import AugmentConfig, KeyframeSampler
+from osvos_plugin.augment import LARGE_OBJECT_SHARE, AugmentConfig, KeyframeSampler
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import InferenceConfig, Segmenter
 from osvos_plugin.jobs import Cancelled
@@ -148,6 +148,18 @@ def test_close_crops_cut_only_the_full_size_and_zoomed_samples_around_the_object
     large = KeyframeSampler([(rgb, mask)], 200, replace(cfg, close_crop_below=0.01), torch.device("cpu"), seed=0)
     sizes = [large(step)[0].shape[-2:] for step in range(60)]
     assert all(h >= 45 for h, _ in sizes) and any(h >= 90 for h, _ in sizes)
+
+
+@pytest.mark.parametrize("box, cut", [((12, 20), True), ((40, 70), False)])
+def test_the_default_recipe_cuts_close_samples_of_objects_painted_small_only(box, cut):
+    """The render's recipe: an object under LARGE_OBJECT_SHARE of the frame (here 1.5%) never gets a sample
+    at scale 1 or above uncut (a sample is then at most the 0.8 scale's size), one painted larger (16%) does."""
+    rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
+    mask = _box_mask(90, 160, *box)
+    assert (mask.mean() < LARGE_OBJECT_SHARE) == cut
+    sampler = KeyframeSampler([(rgb, mask)], 160, FinetuneConfig().augment, torch.device("cpu"), seed=0)
+    heights = [sampler(step)[0].shape[-2] for step in range(80)]
+    assert max(heights) <= 0.8 * 90 if cut else max(heights) > 0.85 * 90
 
 
 def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent):
