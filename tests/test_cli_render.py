@@ -332,6 +332,7 @@ def test_a_new_engine_recipe_fine_tunes_afresh_and_renders_every_matte_again(sho
     assert "the shot's kept model, reused" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_renders_the_shot_and_its_plate_resolution_case(tmp_path, capsys):
     """``osvos-demo`` (what ``make demo`` runs), quickly: the 480p render scored against the ground truth, then
     the 1080p case with and without plate-resolution edges, and the picture that compares them."""
