@@ -40,7 +40,11 @@ class FinetuneConfig:
     coarse_size: int = 0
     coarse_share: float = 0.5
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
-    hard_negatives: float = 0.0  # extra weight of background the network takes for the object (losses.py)
+    # Background the network takes for the object weighs up to 1 + ``hard_negatives`` times as much in the loss
+    # (losses.py), for objects painted under ``hard_negatives_below`` of the frame: a small object is the one
+    # a look-alike ground or a distractor outweighs (docs/experiments.md session 26).
+    hard_negatives: float = 2.0
+    hard_negatives_below: float = LARGE_OBJECT_SHARE
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
     # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to), and its
@@ -52,11 +56,20 @@ class FinetuneConfig:
                                               close_crop_below=LARGE_OBJECT_SHARE)
     )
 
-    def optim(self) -> OptimConfig:
+    def optim(self, hard_negatives: float | tuple[float, ...] | None = None) -> OptimConfig:
+        """The optimiser's settings; ``hard_negatives``: the weight each network's loss takes
+        (``hard_negatives_for``), by default ``hard_negatives`` as it is."""
         return OptimConfig(
             learning_rate=self.learning_rate, optimizer=self.optimizer, freeze_stages=self.freeze_stages,
-            schedule=self.schedule, hard_negatives=self.hard_negatives,
+            schedule=self.schedule, hard_negatives=self.hard_negatives if hard_negatives is None else hard_negatives,
         )
+
+    def hard_negatives_for(self, masks: list[np.ndarray]) -> float:
+        """The hard-negative weight for a network learning the object of ``masks`` (its keyframes' masks):
+        ``hard_negatives`` where the object covers less than ``hard_negatives_below`` of the frame on average
+        over them, else 0 (objects painted large learn as before)."""
+        share = float(np.mean([(m > 0.5).mean() for m in masks]))
+        return self.hard_negatives if share < self.hard_negatives_below else 0.0
 
 
 def validate_keyframe(rgb: np.ndarray, mask: np.ndarray, name: str = "keyframe") -> None:
@@ -143,12 +156,16 @@ def finetune(
 
         def sampler(step: int) -> list[tuple[torch.Tensor, ...]]:
             return [one(step) for one in samplers]
+        hard: float | tuple[float, ...] = tuple(
+            cfg.hard_negatives_for([kf[1][k] for kf in keyframes]) for k in range(n))
     else:
         sampler = _sampler(keyframes, cfg, device)
+        # one network for every object: the loss's hard negatives are a single object's (losses.py)
+        hard = cfg.hard_negatives_for([kf[1] for kf in keyframes]) if n == 1 else 0.0
     t0 = time.monotonic()
     with shape_varying(device):
         run_training(
-            model, sampler, cfg.iterations, cfg.optim(), device, dtype, stage="finetune", progress=progress,
+            model, sampler, cfg.iterations, cfg.optim(hard), device, dtype, stage="finetune", progress=progress,
             cancel=cancel, on_step=None if on_step is None else lambda step, _loss: on_step(step, model),
         )
     log.info("fine-tuned %d iterations in %.1f s on %s (%s)", cfg.iterations, time.monotonic() - t0, device, dtype)

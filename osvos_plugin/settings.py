@@ -150,6 +150,7 @@ class RenderSettings:
             "scales": list(cfg.augment.scales), "zoom_to": cfg.augment.zoom_to, "zoom_max": cfg.augment.zoom_max,
             "move": cfg.augment.move,
             "close_crop": [cfg.augment.close_crop, cfg.augment.close_crop_max, cfg.augment.close_crop_below],
+            "hard_negatives": [cfg.hard_negatives, cfg.hard_negatives_below],
             "self_train_iterations": self.self_train_iterations if self_train_frames else 0,
             "self_train_frames": list(self_train_frames),
             "process_size": self.process_size,

@@ -33,7 +33,9 @@ class OptimConfig:
     freeze_stages: int = 0  # trunk stages (from conv1) kept frozen
     side_weight: float = 1.0  # deep supervision weight at step 0
     schedule: str = "cosine"  # cosine: lr decays to 1/20 and side weights fade to 0 over the run; constant: neither
-    hard_negatives: float = 0.0  # background the network takes for the object weighs up to 1 + this (losses.py)
+    # background the network takes for the object weighs up to 1 + this (losses.py); one value for each network
+    # of an ObjectNets, or one for all
+    hard_negatives: float | tuple[float, ...] = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
@@ -104,13 +106,16 @@ def run_training(
         side_w = cfg.side_weight * (1.0 - step / steps if cfg.schedule == "cosine" else 1.0)
         if isinstance(batch, list):  # a batch per network of an ObjectNets: each object's own samples
             loss = 0.0
-            for net, (image, mask, *weight) in zip(model.nets, batch, strict=True):
+            hard = cfg.hard_negatives if isinstance(cfg.hard_negatives, tuple) else (cfg.hard_negatives,) * len(batch)
+            for net, (image, mask, *weight), k in zip(model.nets, batch, hard, strict=True):
                 with autocast(device, dtype):
                     fused, sides = net.forward_with_sides(image.contiguous(memory_format=layout))
                 loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
-                                                    hard_negatives=cfg.hard_negatives)
+                                                    hard_negatives=k)
         else:
             image, mask, *weight = batch
+            if isinstance(cfg.hard_negatives, tuple):
+                raise ValueError("hard_negatives: one value per network is for an ObjectNets; this is one network")
             with autocast(device, dtype):
                 fused, sides = model.forward_with_sides(image.contiguous(memory_format=layout))
             loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,

@@ -162,6 +162,44 @@ def test_the_default_recipe_cuts_close_samples_of_objects_painted_small_only(box
     assert max(heights) <= 0.8 * 90 if cut else max(heights) > 0.85 * 90
 
 
+def _same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("box, hard", [((12, 20), True), ((40, 70), False)])
+def test_the_default_recipe_weighs_hard_negatives_for_objects_painted_small_only(box, hard):
+    """An object painted under ``hard_negatives_below`` (here 1.7%) learns with the background it takes for the
+    object weighed up; one painted larger (19%) learns exactly as with no hard negatives."""
+    from osvos_plugin.network import OSVOSNet
+
+    rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
+    mask = _box_mask(90, 160, *box)
+    cfg = FinetuneConfig(iterations=3, **SMALL)
+    assert cfg.hard_negatives > 0 and cfg.hard_negatives_for([mask]) == (cfg.hard_negatives if hard else 0.0)
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    weighed = finetune(parent, [(rgb, mask)], cfg)
+    plain = finetune(parent, [(rgb, mask)], replace(cfg, hard_negatives=0.0))
+    assert _same(weighed, plain) != hard
+
+
+def test_each_objects_network_weighs_hard_negatives_by_its_own_size():
+    """One network per object: the small object's network learns with hard negatives, the large one's as
+    without, each as its single-object fine-tune would."""
+    from osvos_plugin.network import OSVOSNet
+
+    rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
+    small, large = _box_mask(90, 160, 12, 20), np.zeros((90, 160), np.float32)
+    large[40:80, 60:130] = 1.0
+    cfg = FinetuneConfig(iterations=3, **SMALL)
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    nets = finetune(parent, [(rgb, np.stack([small, large]))], cfg)
+    plain = finetune(parent, [(rgb, np.stack([small, large]))], replace(cfg, hard_negatives=0.0))
+    assert not _same(nets.nets[0], plain.nets[0])
+    assert _same(nets.nets[1], plain.nets[1])
+
+
 def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent):
     """With the constant schedule, step N of a long run is the N-step budget (what the budget sweep uses)."""
     parent, _ = load_checkpoint(tiny_parent)
