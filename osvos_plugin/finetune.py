@@ -66,9 +66,11 @@ class FinetuneConfig:
 
     def hard_negatives_for(self, masks: list[np.ndarray]) -> float:
         """The hard-negative weight for a network learning the object of ``masks`` (its keyframes' masks):
-        ``hard_negatives`` where the object covers less than ``hard_negatives_below`` of the frame on average
-        over them, else 0 (objects painted large learn as before)."""
-        share = float(np.mean([(m > 0.5).mean() for m in masks]))
+        ``hard_negatives`` where the object covers less than ``hard_negatives_below`` of the frame on one of
+        them, else 0 (objects painted large learn as before). The smallest share, as the processing size's
+        rule takes it (``settings.RenderSettings.for_object``): an object painted small anywhere is segmented
+        at the small objects' size and learns as they do."""
+        share = min(float((m > 0.5).mean()) for m in masks)
         return self.hard_negatives if share < self.hard_negatives_below else 0.0
 
 

@@ -183,6 +183,29 @@ def test_the_default_recipe_weighs_hard_negatives_for_objects_painted_small_only
     assert _same(weighed, plain) != hard
 
 
+def test_an_object_painted_small_on_one_keyframe_takes_hard_negatives_as_its_processing_size_does(tmp_path):
+    """Painted at 1.7% on one keyframe and 19% on another (10% on average): the render keeps it at Processing
+    Size (the smallest share decides), and its network learns with hard negatives, as a small object's does."""
+    import cv2
+
+    from osvos_plugin.io.keyframes import painted_share
+    from osvos_plugin.settings import RenderSettings
+
+    small, large = _box_mask(90, 160, 12, 20), _box_mask(90, 160, 40, 70)
+    assert (small.mean() + large.mean()) / 2 > LARGE_OBJECT_SHARE > small.mean()
+    files = []
+    for i, m in enumerate((small, large)):
+        files.append(tmp_path / f"k{i}.png")
+        cv2.imwrite(str(files[-1]), (m * 255).astype(np.uint8))
+    settings = RenderSettings.resolve()
+    assert settings.large_object_scale > 1
+    assert settings.for_object(painted_share(files)) == settings
+    assert settings.for_object(painted_share(files[1:])) != settings
+    cfg = settings.finetune()
+    assert cfg.hard_negatives_for([small, large]) == cfg.hard_negatives > 0
+    assert cfg.hard_negatives_for([large, large]) == 0.0
+
+
 def test_each_objects_network_weighs_hard_negatives_by_its_own_size():
     """One network per object: the small object's network learns with hard negatives, the large one's as
     without, each as its single-object fine-tune would."""
