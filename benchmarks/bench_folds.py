@@ -11,9 +11,10 @@ per fold against the first variant.
 Jobs run in parallel processes (``--jobs``), which on a GPU keeps it busy while one process is bound by
 its host; results go to a JSON-lines file as they finish, and ``--summarise`` prints the tables again.
 
-    .venv/bin/python benchmarks/bench_folds.py --parent a=runs/fold-a/parent.safetensors \
-        --parent b=runs/fold-b/parent.safetensors --variants "base;ps854:process_size=854" \
+    .venv/bin/python benchmarks/bench_folds.py --variants "base;ps854:process_size=854" \
         --jsonl folds.jsonl --jobs 2
+
+with the fold parents of ``models/folds/`` (``--parent a=PATH`` for another).
 
 DAVIS val is never used: the folds are DAVIS-2016 train sequences (``osvos_plugin.parent.FOLDS``).
 """
@@ -118,11 +119,11 @@ def _run_job(job: dict) -> dict:
     if time.time() > job["deadline"]:
         return {**out, "skipped": "deadline"}
     torch.set_num_threads(job["threads"])
-    settings = RenderSettings.resolve(job["params"])
     seq = load_sequence(job["root"], job["sequence"])
     idx = list(range(0, len(seq.frames), job["stride"]))
     rgb0 = seq.frames[0].astype(np.float32) / 255
     mask0 = (seq.masks[0] > 127).astype(np.float32)
+    settings = RenderSettings.resolve(job["params"]).for_object(float(mask0.mean()))  # as a render sizes it
     t = time.perf_counter()
     model = finetune(load_parent(job["parent"]), [(rgb0, mask0)], settings.finetune())
     if settings.device.startswith("cuda") or torch.cuda.is_available():
@@ -252,11 +253,13 @@ def summarise(rows: list[dict]) -> str:
 
 def main() -> None:
     from osvos_plugin.data.davis import default_davis_root
+    from osvos_plugin.models import fold_parent_path
     from osvos_plugin.parent import FOLDS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", action="append", default=[], metavar="FOLD=PATH",
-                    help="The parent trained without FOLD (osvos-train-parent --hold-out-fold FOLD); repeatable.")
+                    help="The parent trained without FOLD (osvos-train-parent --hold-out-fold FOLD); repeatable. "
+                         "Default: both folds, with the checkout's models/folds/fold-F.safetensors.")
     ap.add_argument("--davis-root", type=Path, default=None)
     ap.add_argument("--variants", default="base", help="name:param=value,...;name2:... (plugin.json names)")
     ap.add_argument("--common", default="", help="param=value,... applied to every variant (e.g. device=cuda)")
@@ -277,7 +280,7 @@ def main() -> None:
         return
     import os
 
-    parents = dict(p.split("=", 1) for p in args.parent)
+    parents = dict(p.split("=", 1) for p in args.parent) or {f: str(fold_parent_path(f)) for f in FOLDS}
     common = parse_variants("x:" + args.common)[0][1] if args.common else {}
     wanted = set(args.sequences.split(",")) if args.sequences else None
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)

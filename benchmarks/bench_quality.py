@@ -8,7 +8,9 @@ writes JSON. Budget 0 is the parent alone. Inference follows plugin.json (flip a
     .venv/bin/python benchmarks/bench_quality.py --parent models/osvos-parent.safetensors \
         --budgets 0,50,100,200,500,1000 --json quality.json
 
-The default sequences are the five held out from parent training (never DAVIS val).
+The default sequences are the five held out from parent training (never DAVIS val). The model card's
+held-out tables: ``--folds a,b --budgets 300``, each fold's sequences with the parent trained without that
+fold (``models/folds/``).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from osvos_plugin.data.davis import default_davis_root, load_sequence
 from osvos_plugin.evaluation.davis import evaluate_sequence
 from osvos_plugin.finetune import FinetuneConfig, finetune
 from osvos_plugin.inference import Segmenter
-from osvos_plugin.models import load_parent
-from osvos_plugin.parent import HELD_OUT
+from osvos_plugin.models import fold_parent_path, load_parent
+from osvos_plugin.parent import FOLDS, HELD_OUT, fold_of
 from osvos_plugin.selftrain import frames_to_learn_from, self_train
 from osvos_plugin.settings import RenderSettings
+from osvos_plugin.weights import WeightsError
 
 
 def _parsed(kind: type, value: str):
@@ -71,10 +74,15 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
 
 def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedule: str, save_dir=None,
         finetune_overrides: dict | None = None) -> list[dict]:
-    """Fine-tune and segment each sequence as a render with ``settings`` would, at each budget."""
-    parent = load_parent(parent_path)
+    """Fine-tune and segment each sequence as a render with ``settings`` would, at each budget.
+    ``parent_path``: one parent for all (None: the shipped one), or {sequence: parent}."""
+    parents: dict = {}
     rows = []
     for name in sequences:
+        path = parent_path.get(name) if isinstance(parent_path, dict) else parent_path
+        if path not in parents:
+            parents[path] = load_parent(path)
+        parent = parents[path]
         seq = load_sequence(root, name)
         rgb0 = seq.frames[0].astype(np.float32) / 255
         mask0 = (seq.masks[0] > 127).astype(np.float32)
@@ -106,8 +114,8 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
                 out.mkdir(parents=True, exist_ok=True)
                 for i, p in enumerate(preds):
                     cv2.imwrite(str(out / f"{i:05d}.png"), (p > 0.5).astype(np.uint8) * 255)
-            rows.append({"budget": budget, "sequence": name, "J": res.J.mean, "F": res.F.mean,
-                         "process_size": sized.process_size,
+            rows.append({"budget": budget, "sequence": name, "parent": str(path or "shipped"),
+                         "J": res.J.mean, "F": res.F.mean, "process_size": sized.process_size,
                          "J_recall": res.J.recall, "J_decay": res.J.decay,
                          "finetune_s": t_ft + t_st, "selftrain_s": t_st, "infer_s_per_frame": t_inf / len(preds),
                          "frames": len(preds)})
@@ -121,7 +129,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", default=None, help="Parent checkpoint (default: the shipped one).")
     ap.add_argument("--davis-root", type=Path, default=None)
-    ap.add_argument("--sequences", default=",".join(HELD_OUT))
+    ap.add_argument("--sequences", default=None, help=f"(default: {','.join(HELD_OUT)}, or every sequence of --folds)")
+    ap.add_argument("--folds", default=None, metavar="a,b",
+                    help="Held-out validation: each sequence of these folds (or of --sequences) fine-tuned from the "
+                         "parent trained without its fold (models/folds/fold-F.safetensors) instead of --parent")
     ap.add_argument("--budgets", default="0,50,100,200,500,1000")
     ap.add_argument("--process-size", type=int, default=None, help="(default: plugin.json's)")
     ap.add_argument("--large-object-scale", type=float, default=None,
@@ -159,7 +170,23 @@ def main() -> None:
             overrides.setdefault("augment", {})[field_name] = _parsed(kind, value)
             continue
         overrides[key] = _parsed(type(getattr(FinetuneConfig(), key)), value)
-    rows = run(args.parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
+    parent = args.parent
+    if args.folds:
+        if args.parent:
+            ap.error("--folds picks each sequence's parent: leave out --parent")
+        folds = args.folds.split(",")
+        if unknown := [f for f in folds if f not in FOLDS]:
+            ap.error(f"no validation fold {', '.join(unknown)} (folds: {', '.join(FOLDS)})")
+        names = args.sequences.split(",") if args.sequences else [n for f in folds for n in FOLDS[f]]
+        try:
+            if outside := [n for n in names if fold_of(n) not in folds]:
+                ap.error(f"{', '.join(outside)} not in fold {args.folds}")
+            parent = {n: str(fold_parent_path(fold_of(n))) for n in names}
+        except (ValueError, WeightsError) as e:
+            ap.error(str(e))
+        args.sequences = ",".join(names)
+    args.sequences = args.sequences or ",".join(HELD_OUT)
+    rows = run(parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
                args.schedule, args.save_predictions, overrides)
     print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")

@@ -34,6 +34,20 @@ def default_parent_path() -> Path:
     )
 
 
+def fold_parent_path(fold: str) -> Path:
+    """The parent trained without validation fold ``fold`` (``parent.FOLDS``), kept in a checkout's
+    ``models/folds/`` so that the model card's held-out figures can be run again; not installed."""
+    name = f"folds/fold-{fold}.safetensors"
+    for d in model_dirs():
+        if (d / name).is_file():
+            return d / name
+    raise WeightsError(
+        f"The fold-{fold} parent {name} was not found under {', '.join(str(d) for d in model_dirs())}: it comes "
+        f"with a checkout, or train one with osvos-train-parent --hold-out-fold {fold} --out DIR and pass "
+        "DIR/parent.safetensors."
+    )
+
+
 def load_parent(path: str | os.PathLike | None = None) -> OSVOSNet:
     """The parent network from ``path`` or the shipped default."""
     model, _ = load_checkpoint(path or default_parent_path(), expect="osvos-vgg16")

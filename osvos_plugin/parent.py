@@ -40,6 +40,15 @@ FOLDS = {
 }
 
 
+
+def fold_of(sequence: str) -> str:
+    """The validation fold that holds ``sequence``; ValueError for one in neither (always trained on)."""
+    for fold, names in FOLDS.items():
+        if sequence in names:
+            return fold
+    raise ValueError(f"{sequence} is in no validation fold ({', '.join(n for f in FOLDS.values() for n in f)})")
+
+
 @dataclass
 class ParentConfig:
     iterations: int = 5000  # the shipped parent's (models/README.md); `osvos-train-parent` reproduces it
