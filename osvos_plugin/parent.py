@@ -144,6 +144,12 @@ def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # Saved contiguous, but a channels-last parameter's moments must share its strides: the fused AdamW
+    # kernel walks parameter and state in memory order, and would pair each weight with another's moments.
+    for param in (p for g in opt.param_groups for p in g["params"]):
+        for k, v in opt.state[param].items():
+            if torch.is_tensor(v) and v.shape == param.shape and v.stride() != param.stride():
+                opt.state[param][k] = torch.empty_like(param, dtype=v.dtype).copy_(v)
 
 
 def save_training_state(out_dir: Path, model: OSVOSNet, opt: torch.optim.Optimizer, step: int, info: dict) -> None:

@@ -121,3 +121,32 @@ def test_the_two_validation_folds_are_disjoint_tens_of_the_training_split(davis_
     a, b = set(FOLDS["a"]), set(FOLDS["b"])
     assert len(a) == len(b) == 10 and not a & b and set(HELD_OUT) <= a
     assert a | b <= set(list_sequences(davis_root))
+
+
+def test_a_resumed_optimizer_steps_channels_last_weights_as_the_uninterrupted_one():
+    """The moments are saved contiguous; restored, they take each channels-last weight's strides again (the
+    fused AdamW pairs weight and moments in memory order: otherwise every weight moves by another's)."""
+    from osvos_plugin.parent import _optimizer_from_tensors, _optimizer_to_tensors
+    from osvos_plugin.training import OptimConfig, make_optimizer
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    twin = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+
+    def step(model, opt):
+        opt.zero_grad()
+        (model(x) ** 2).mean().backward()
+        opt.step()
+
+    opt = make_optimizer(list(conv.parameters()), OptimConfig(learning_rate=0.01))
+    for _ in range(2):
+        step(conv, opt)
+    twin.load_state_dict(conv.state_dict())
+    assert twin.weight.stride() == conv.weight.stride() != twin.weight.contiguous().stride()
+    resumed = make_optimizer(list(twin.parameters()), OptimConfig(learning_rate=0.01))
+    tensors, meta = _optimizer_to_tensors(opt)
+    _optimizer_from_tensors(resumed, {k: v.clone() for k, v in tensors.items()}, meta)  # as read from a file
+    step(conv, opt)
+    step(twin, resumed)
+    assert torch.allclose(conv.weight, twin.weight, atol=1e-7) and torch.equal(conv.bias, twin.bias)
