@@ -255,6 +255,7 @@ def main() -> None:
     from osvos_plugin.data.davis import default_davis_root
     from osvos_plugin.models import fold_parent_path
     from osvos_plugin.parent import FOLDS
+    from osvos_plugin.weights import WeightsError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", action="append", default=[], metavar="FOLD=PATH",
@@ -280,7 +281,10 @@ def main() -> None:
         return
     import os
 
-    parents = dict(p.split("=", 1) for p in args.parent) or {f: str(fold_parent_path(f)) for f in FOLDS}
+    try:
+        parents = dict(p.split("=", 1) for p in args.parent) or {f: str(fold_parent_path(f)) for f in FOLDS}
+    except WeightsError as e:
+        ap.error(str(e))
     common = parse_variants("x:" + args.common)[0][1] if args.common else {}
     wanted = set(args.sequences.split(",")) if args.sequences else None
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)

@@ -40,7 +40,6 @@ FOLDS = {
 }
 
 
-
 def fold_of(sequence: str) -> str:
     """The validation fold that holds ``sequence``; ValueError for one in neither (always trained on)."""
     for fold, names in FOLDS.items():
