@@ -3,7 +3,8 @@
 For each budget (iterations) and sequence: fine-tune the parent on frame 0's ground truth, self-train
 (as a render does, unless ``--self-train-iterations 0``), segment every frame, and score with the DAVIS
 metrics (first and last frames excluded). Prints Markdown tables (per budget, and per sequence) and
-writes JSON. Budget 0 is the parent alone. Inference follows plugin.json (flip averaging, threshold).
+writes JSON. Budget 0 is the parent alone. Inference follows plugin.json (flip averaging, threshold);
+``--thresholds 0.6,0.7,0.8`` also scores the same probabilities cut at each (a sweep without a second run).
 
     .venv/bin/python benchmarks/bench_quality.py --parent models/osvos-parent.safetensors \
         --budgets 0,50,100,200,500,1000 --json quality.json
@@ -72,10 +73,26 @@ def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[in
     return out
 
 
+def _segmented(seg: Segmenter, frames: np.ndarray, keep_probabilities: bool) -> tuple[list, list]:
+    """(mattes, probabilities) of uint8 RGB ``frames``, batched as a render batches them; the mattes are
+    ``seg.stream``'s (a test checks it), the probabilities kept only when asked (else an empty list)."""
+    mattes, probs = [], []
+    step = max(1, seg.cfg.batch_size)
+    for start in range(0, len(frames), step):
+        for prob in seg.probabilities([f.astype(np.float32) / 255 for f in frames[start:start + step]]):
+            mattes.append(seg.matte(prob))
+            if keep_probabilities:
+                probs.append(prob)
+    return mattes, probs
+
+
 def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedule: str, save_dir=None,
-        finetune_overrides: dict | None = None) -> list[dict]:
+        finetune_overrides: dict | None = None, thresholds: list[float] | None = None,
+        prob_dir=None) -> list[dict]:
     """Fine-tune and segment each sequence as a render with ``settings`` would, at each budget.
-    ``parent_path``: one parent for all (None: the shipped one), or {sequence: parent}."""
+    ``parent_path``: one parent for all (None: the shipped one), or {sequence: parent}. ``thresholds``: also
+    score the same probabilities cut at each of these (rows' ``thresholds``: {"0.6": {"J", "F"}}), and
+    ``prob_dir``: keep them, as 16-bit PNGs."""
     parents: dict = {}
     rows = []
     for name in sequences:
@@ -103,10 +120,14 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
                 t_st = time.perf_counter() - t
             seg = Segmenter(model, sized.inference())
             t = time.perf_counter()
-            frames = ((i, f.astype(np.float32) / 255) for i, f in enumerate(seq.frames))
-            preds = [m for _, m in seg.stream(frames)]
+            preds, probs = _segmented(seg, seq.frames, keep_probabilities=bool(thresholds) or prob_dir is not None)
             t_inf = time.perf_counter() - t
-            res = evaluate_sequence([m > 127 for m in seq.masks], [p > 0.5 for p in preds])  # hard 0/1 mattes
+            truth = [m > 127 for m in seq.masks]
+            res = evaluate_sequence(truth, [p > 0.5 for p in preds])  # hard 0/1 mattes
+            sweep = {}
+            for th in thresholds or ():  # the same probabilities cut elsewhere: a sweep costs no inference
+                cut = evaluate_sequence(truth, [p > th for p in probs])
+                sweep[f"{th:g}"] = {"J": cut.J.mean, "F": cut.F.mean}
             if save_dir is not None:
                 import cv2
 
@@ -114,11 +135,18 @@ def run(parent_path, root, sequences, budgets, settings: RenderSettings, schedul
                 out.mkdir(parents=True, exist_ok=True)
                 for i, p in enumerate(preds):
                     cv2.imwrite(str(out / f"{i:05d}.png"), (p > 0.5).astype(np.uint8) * 255)
+            if prob_dir is not None:
+                import cv2
+
+                out = Path(prob_dir) / f"it{budget}" / name
+                out.mkdir(parents=True, exist_ok=True)
+                for i, p in enumerate(probs):  # 16-bit: a cut at any threshold is off by at most 1/65535
+                    cv2.imwrite(str(out / f"{i:05d}.png"), np.round(np.clip(p, 0, 1) * 65535).astype(np.uint16))
             rows.append({"budget": budget, "sequence": name, "parent": str(path or "shipped"),
                          "J": res.J.mean, "F": res.F.mean, "process_size": sized.process_size,
                          "J_recall": res.J.recall, "J_decay": res.J.decay,
                          "finetune_s": t_ft + t_st, "selftrain_s": t_st, "infer_s_per_frame": t_inf / len(preds),
-                         "frames": len(preds)})
+                         "frames": len(preds), **({"thresholds": sweep} if sweep else {})})
             r = rows[-1]
             logging.info("%5d it  %-18s J %.3f F %.3f  fine-tune %.0f s, %.3f s/frame", budget, name, r["J"], r["F"],
                          t_ft, r["infer_s_per_frame"])
@@ -153,9 +181,19 @@ def main() -> None:
                          "and its AugmentConfig's as augment.FIELD, e.g. augment.move=0.5")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-predictions", type=Path, default=None)
+    ap.add_argument("--thresholds", default="", metavar="T,T,...",
+                    help="Also score the same probabilities cut at each threshold (no second inference).")
+    ap.add_argument("--save-probabilities", type=Path, default=None,
+                    help="Keep each frame's probability as a 16-bit PNG, to cut or study later.")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budgets = [int(b) for b in args.budgets.split(",")]
+    try:
+        thresholds = [float(t) for t in filter(None, args.thresholds.split(","))]
+    except ValueError:
+        ap.error(f"--thresholds: numbers between 0 and 1, comma-separated (got {args.thresholds!r})")
+    if any(not 0.0 <= t <= 1.0 for t in thresholds):
+        ap.error(f"--thresholds: numbers between 0 and 1 (got {args.thresholds!r})")
     # what a render runs: the manifest's defaults, overridden where asked
     asked = {"process_size": args.process_size, "large_object_scale": args.large_object_scale, "device": args.device,
              "flip_average": args.flip_average, "grown_object_rescale": args.grown_object_rescale,
@@ -187,7 +225,7 @@ def main() -> None:
         args.sequences = ",".join(names)
     args.sequences = args.sequences or ",".join(HELD_OUT)
     rows = run(parent, args.davis_root or default_davis_root(), args.sequences.split(","), budgets, settings,
-               args.schedule, args.save_predictions, overrides)
+               args.schedule, args.save_predictions, overrides, thresholds, args.save_probabilities)
     print("\n| iterations | J mean | F mean | J&F | fine-tune (+ self-train) per shot (s) | inference per frame (s) |")
     print("|---|---|---|---|---|---|")
     for b in budgets:
@@ -200,12 +238,21 @@ def main() -> None:
     for name in args.sequences.split(","):
         js = [next(r["J"] for r in rows if r["budget"] == b and r["sequence"] == name) for b in budgets]
         print(f"| {name} | " + " | ".join(f"{j:.3f}" for j in js) + " |")
+    if thresholds:
+        print("\n| iterations | threshold | J mean | F mean | J&F |")
+        print("|---|---|---|---|---|")
+        for b in budgets:
+            rs = [r for r in rows if r["budget"] == b]
+            for th in thresholds:
+                j = np.mean([r["thresholds"][f"{th:g}"]["J"] for r in rs])
+                f = np.mean([r["thresholds"][f"{th:g}"]["F"] for r in rs])
+                print(f"| {b} | {th:g} | {j:.3f} | {f:.3f} | {(j + f) / 2:.3f} |")
     if args.json:
         meta = {"process_size": settings.process_size, "large_object_scale": settings.large_object_scale,
                 "schedule": args.schedule,
                 "finetune": {k: asdict(v) if is_dataclass(v) else v for k, v in overrides.items()},
                 "self_train_iterations": settings.self_train_iterations, "flip_average": settings.flip_average,
-                "threshold": settings.threshold}
+                "threshold": settings.threshold, "thresholds": thresholds}
         args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 

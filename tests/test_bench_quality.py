@@ -1,0 +1,89 @@
+"""The quality bench's threshold sweep (benchmarks/bench_quality.py): one inference, cut at several thresholds.
+
+On a small synthetic shot in the DAVIS layout, with cuts whose scores are known exactly: at 1 nothing is
+the object (J = F = 0), at 0 everything is (J = the object's share of the frame), and at the render's own
+threshold the sweep gives the render's score.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from osvos_plugin.inference import Segmenter
+from osvos_plugin.settings import RenderSettings
+from osvos_plugin.weights import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "benchmarks" / "bench_quality.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+H, W, N = 48, 80, 5
+
+
+def _shot(root: Path, name: str = "square") -> list[np.ndarray]:
+    """A textured plate with a bright square moving right; the ground-truth masks, as written."""
+    rng = np.random.default_rng(0)
+    (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
+    (root / "Annotations" / "480p" / name).mkdir(parents=True)
+    masks = []
+    for i in range(N):
+        rgb = (rng.random((H, W, 3)) * 90).astype(np.uint8)
+        mask = np.zeros((H, W), np.uint8)
+        mask[12:36, 10 + 6 * i:34 + 6 * i] = 255
+        rgb[mask > 0] = (230, 200, 60)
+        cv2.imwrite(str(root / "JPEGImages" / "480p" / name / f"{i:05d}.jpg"), rgb[..., ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 100])
+        cv2.imwrite(str(root / "Annotations" / "480p" / name / f"{i:05d}.png"), mask)
+        masks.append(mask > 0)
+    return masks
+
+
+@pytest.fixture()
+def settings():
+    return RenderSettings.resolve({"process_size": 64, "device": "cpu", "precision": "fp32"})
+
+
+def test_the_sweep_scores_each_cut_of_one_set_of_probabilities(tmp_path, tiny_parent, settings):
+    masks = _shot(tmp_path / "davis")
+    rows = bench.run(str(tiny_parent), tmp_path / "davis", ["square"], [0], settings, "cosine",
+                     save_dir=tmp_path / "mattes", thresholds=[0.0, settings.threshold, 1.0],
+                     prob_dir=tmp_path / "probs")
+    (row,) = rows
+    sweep = row["thresholds"]
+    assert sweep["1"] == {"J": 0.0, "F": 0.0}  # nothing cut out: no overlap, no boundary
+    share = np.mean([m.mean() for m in masks[1:-1]])  # DAVIS scores neither the first nor the last frame
+    assert sweep["0"]["J"] == pytest.approx(share, abs=1e-9)  # the whole frame cut out
+    at_default = sweep[f"{settings.threshold:g}"]
+    assert (at_default["J"], at_default["F"]) == (row["J"], row["F"])
+    assert 0.0 < row["J"] < 1.0
+    # the kept probabilities cut at the threshold give the kept mattes (but within 16 bits of the threshold)
+    for i in range(N):
+        prob = cv2.imread(str(tmp_path / "probs" / "it0" / "square" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+        matte = cv2.imread(str(tmp_path / "mattes" / "it0" / "square" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE)
+        assert prob.dtype == np.uint16 and prob.shape == (H, W)
+        p = prob / 65535.0
+        clear = np.abs(p - settings.threshold) > 2 / 65535
+        assert clear.mean() > 0.99
+        assert np.array_equal((p > settings.threshold)[clear], (matte > 127)[clear])
+
+
+def test_the_bench_mattes_are_the_renders(tmp_path, tiny_parent, settings):
+    """``_segmented`` batches and cuts as ``Segmenter.stream`` does, so the bench scores what a render writes."""
+    _shot(tmp_path / "davis")
+    frames = np.stack([cv2.imread(str(p))[..., ::-1]
+                       for p in sorted((tmp_path / "davis" / "JPEGImages" / "480p" / "square").glob("*.jpg"))])
+    model, _ = load_checkpoint(tiny_parent)
+    seg = Segmenter(model, settings.inference())
+    mattes, probs = bench._segmented(seg, frames, keep_probabilities=True)
+    streamed = [m for _, m in seg.stream((i, f.astype(np.float32) / 255) for i, f in enumerate(frames))]
+    assert len(mattes) == len(probs) == N
+    for a, b, p in zip(mattes, streamed, probs, strict=True):
+        assert np.array_equal(a, b)
+        assert np.array_equal(a > 0.5, p > settings.threshold)
+    assert bench._segmented(seg, frames, keep_probabilities=False)[1] == []
