@@ -43,6 +43,9 @@ class InferenceConfig:
     # The class-balanced loss weighs the (rarer) object pixels up, so the network says "object" too
     # readily and the default threshold is above 0.5 (why and how it was picked: models/README.md).
     threshold: float = default("threshold")
+    # Hysteresis: a region above the threshold is kept only if it holds a pixel above this (``hold_cores``);
+    # at or below the threshold, off.
+    core_threshold: float = default("core_threshold")
     flip_average: bool = default("flip_average")  # also segment each frame mirrored and average (False: one pass)
     device: str = default("device")
     precision: str = default("precision")
@@ -94,6 +97,23 @@ def recentre(prob: np.ndarray, threshold: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def hold_cores(prob: np.ndarray, threshold: float, core: float) -> np.ndarray:
+    """``prob`` with every connected region above ``threshold`` that nowhere exceeds ``core`` set to 0
+    (hysteresis, 8-connected): the threshold can then sit low enough to take in all of an object that is
+    surer in its core than at its edges, without also keeping the unsure blobs a look-alike background
+    raises. Pixels at or below the threshold are left as they are. ``core <= threshold``: ``prob`` itself."""
+    if core <= threshold:
+        return prob
+    above = prob > threshold
+    if not above.any():
+        return prob
+    n, regions = cv2.connectedComponents(above.astype(np.uint8), connectivity=8)
+    held = np.zeros(n, bool)
+    held[np.unique(regions[prob > core])] = True
+    held[0] = True  # region 0 is everything at or below the threshold
+    return np.where(held[regions], prob, np.zeros((), prob.dtype))
+
+
 class Segmenter:
     """Runs a (fine-tuned) OSVOS network over frames and returns mattes at the frames' own size."""
 
@@ -104,6 +124,8 @@ class Segmenter:
         self.cfg = config or InferenceConfig()
         if not 0.0 <= self.cfg.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.cfg.threshold}")
+        if not 0.0 <= self.cfg.core_threshold < 1.0:
+            raise ValueError(f"core threshold must be in [0, 1), got {self.cfg.core_threshold}")
         if self.cfg.edge_softness < 0:
             raise ValueError(f"edge_softness must be >= 0, got {self.cfg.edge_softness}")
         self._warned_small_guide = False
@@ -292,6 +314,7 @@ class Segmenter:
             winner = prob.argmax(axis=0)
             return union[None] * (np.arange(len(prob))[:, None, None] == winner[None])
         c = self.cfg
+        prob = hold_cores(prob, c.threshold, c.core_threshold)
         if c.edge_grow != 0 or c.edge_softness != 0:
             return alpha_from_probability(prob, c.threshold, c.edge_softness, c.edge_grow, antialias=c.soft)
         if self.cfg.soft:

@@ -49,6 +49,7 @@ class RenderSettings:
     flip_average: bool
     soft_matte: bool
     threshold: float
+    core_threshold: float
     output_format: str
     edge_refine: bool
     edge_grow: float
@@ -122,7 +123,8 @@ class RenderSettings:
     def inference(self) -> InferenceConfig:
         return InferenceConfig(
             process_size=self.process_size, batch_size=self.batch_size, soft=self.soft_matte,
-            threshold=self.threshold, flip_average=self.flip_average, device=self.device, precision=self.precision,
+            threshold=self.threshold, core_threshold=self.core_threshold, flip_average=self.flip_average,
+            device=self.device, precision=self.precision,
             edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
             boundary_snap=self.boundary_snap, overlap=self.object_overlap, grown_rescale=self.grown_object_rescale,
         )
