@@ -1,13 +1,18 @@
-"""The quality bench's threshold sweep (benchmarks/bench_quality.py): one inference, cut at several thresholds.
+"""The quality bench's threshold sweep (benchmarks/bench_quality.py) and the cuts of kept probabilities
+(benchmarks/bench_cuts.py): one inference, cut at several thresholds.
 
 On a small synthetic shot in the DAVIS layout, with cuts whose scores are known exactly: at 1 nothing is
-the object (J = F = 0), at 0 everything is (J = the object's share of the frame), and at the render's own
-threshold the sweep gives the render's score.
+the object (J = F = 0), at 0 everything is (J = the object's share of the frame), at the render's own
+threshold the sweep gives the render's score, and a Core Threshold drops a look-alike no cut alone can.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -22,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "benchmarks" / "bench_quality.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
+spec = importlib.util.spec_from_file_location("bench_cuts", ROOT / "benchmarks" / "bench_cuts.py")
+cuts = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cuts)
 
 H, W, N = 48, 80, 5
 
@@ -87,3 +95,48 @@ def test_the_bench_mattes_are_the_renders(tmp_path, tiny_parent, settings):
         assert np.array_equal(a, b)
         assert np.array_equal(a > 0.5, p > settings.threshold)
     assert bench._segmented(seg, frames, keep_probabilities=False)[1] == []
+
+
+def test_kept_probabilities_cut_again_give_the_runs_scores(tmp_path, tiny_parent, settings):
+    masks = _shot(tmp_path / "davis")
+    (row,) = bench.run(str(tiny_parent), tmp_path / "davis", ["square"], [0], settings, "cosine",
+                       thresholds=[0.6, settings.threshold], prob_dir=tmp_path / "probs")
+    probs = cuts.read_probabilities(tmp_path / "probs" / "it0" / "square")
+    again = cuts.score(probs, masks, ["0.6", f"{settings.threshold:g}", "1"])
+    for t in ("0.6", f"{settings.threshold:g}"):  # 16 bits move a pixel across the cut only rarely
+        assert again[t]["J"] == pytest.approx(row["thresholds"][t]["J"], abs=2e-3)
+    assert again["1"] == {"J": 0.0, "F": 0.0}
+
+
+def test_a_core_threshold_drops_the_look_alike_and_keeps_the_object(tmp_path):
+    """Hand-made probabilities: the object sure (1.0 on the ground truth), a look-alike unsure (0.7)."""
+    masks = _shot(tmp_path / "davis")
+    folder = tmp_path / "probs" / "square"
+    folder.mkdir(parents=True)
+    for i, m in enumerate(masks):
+        p = np.where(m, 1.0, 0.1)
+        p[2:10, 2:12] = 0.7
+        cv2.imwrite(str(folder / f"{i:05d}.png"), np.round(p * 65535).astype(np.uint16))
+    got = cuts.score(cuts.read_probabilities(folder), masks, ["0.5", "0.8", "0.5/0.9", "0.5/0.6"])
+    assert got["0.5/0.9"] == {"J": 1.0, "F": 1.0} == got["0.8"]  # a high cut or the core: the exact object
+    share = np.mean([m.sum() / (m.sum() + 80) for m in masks[1:-1]])  # 80 look-alike pixels added
+    assert got["0.5"]["J"] == pytest.approx(share) == got["0.5/0.6"]["J"]  # a core below 0.7 keeps it
+    with pytest.raises(ValueError, match="core threshold"):
+        cuts.parse_cut("0.5/1")
+
+
+def test_bench_cuts_prints_and_writes_each_cut(tmp_path, tiny_parent, settings):
+    _shot(tmp_path / "davis")
+    bench.run(str(tiny_parent), tmp_path / "davis", ["square"], [0], settings, "cosine", prob_dir=tmp_path / "probs")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cuts.py"), "--probabilities",
+                           str(tmp_path / "probs" / "it0"), "--cuts", "0.75,0.5/0.9", "--davis-root",
+                           str(tmp_path / "davis"), "--json", str(tmp_path / "c.json")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "| 0.5/0.9 |" in done.stdout
+    written = json.loads((tmp_path / "c.json").read_text())
+    assert set(written["sequences"]["square"]) == {"0.75", "0.5/0.9"}
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cuts.py"), "--probabilities",
+                          str(tmp_path / "probs" / "it0"), "--cuts", "0.5/0.9,x"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert bad.returncode == 2 and "--cuts" in bad.stderr
