@@ -6,6 +6,8 @@ again with J and F at each cut, without fine-tuning or segmenting anything: ``0.
 
     .venv/bin/python benchmarks/bench_cuts.py --probabilities DIR/it300 --cuts 0.5,0.75,0.5/0.9 --json cuts.json
 
+``--average DIR2`` cuts the mean of two runs' probabilities instead (an ensemble of fine-tunes).
+
 Prints a Markdown table (mean J, F, J&F per cut, and against ``--against``, how many sequences gain and
 lose) and writes JSON with every sequence's scores.
 """
@@ -64,6 +66,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--probabilities", type=Path, required=True,
                     help="A folder of sequence folders of 16-bit PNGs (bench_quality's DIR/itN).")
+    ap.add_argument("--average", type=Path, action="append", default=[], metavar="DIR",
+                    help="Another run's kept probabilities (same layout), averaged with the first's frame by frame: "
+                         "an ensemble of fine-tunes (e.g. two seeds). Repeatable.")
     ap.add_argument("--sequences", default=None, help="(default: every sequence folder there)")
     ap.add_argument("--cuts", required=True, metavar="T,T/C,...")
     ap.add_argument("--against", default=None, help="The cut the others are compared with (default: the first).")
@@ -88,7 +93,16 @@ def main() -> None:
     per_seq = {}
     for name in names:
         truth = [m > 127 for m in load_sequence(root, name).masks]
-        per_seq[name] = score(read_probabilities(args.probabilities / name), truth, cuts)
+        probs = read_probabilities(args.probabilities / name)
+        for other in args.average:
+            more = read_probabilities(other / name)
+            if len(more) != len(probs):
+                raise SystemExit(f"bench_cuts: {other / name} has {len(more)} frames, {args.probabilities / name} "
+                                 f"{len(probs)}: not the same shot")
+            probs = [p + q for p, q in zip(probs, more, strict=True)]
+        if args.average:
+            probs = [p / (1 + len(args.average)) for p in probs]
+        per_seq[name] = score(probs, truth, cuts)
         log.info("%-18s %s", name, "  ".join(f"{c} {(v['J'] + v['F']) / 2:.3f}" for c, v in per_seq[name].items()))
 
     def jf(name: str, cut: str) -> float:

@@ -140,3 +140,27 @@ def test_bench_cuts_prints_and_writes_each_cut(tmp_path, tiny_parent, settings):
                           str(tmp_path / "probs" / "it0"), "--cuts", "0.5/0.9,x"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert bad.returncode == 2 and "--cuts" in bad.stderr
+
+
+def test_two_runs_averaged_are_cut_as_one_ensemble(tmp_path):
+    """A look-alike one run is sure of (0.9) and the other is not (0.3): their mean (0.6) is cut away at 0.75."""
+    masks = _shot(tmp_path / "davis")
+    for run, look_alike in (("a", 0.9), ("b", 0.3)):
+        folder = tmp_path / run / "square"
+        folder.mkdir(parents=True)
+        for i, m in enumerate(masks):
+            p = np.where(m, 1.0, 0.0)
+            p[2:10, 2:12] = look_alike
+            cv2.imwrite(str(folder / f"{i:05d}.png"), np.round(p * 65535).astype(np.uint16))
+
+    def scored(*more: str) -> dict:
+        extra = [arg for run in more for arg in ("--average", str(tmp_path / run))]
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cuts.py"), "--probabilities",
+                               str(tmp_path / "a"), *extra, "--cuts", "0.75", "--davis-root", str(tmp_path / "davis"),
+                               "--json", str(tmp_path / "c.json")], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
+        return json.loads((tmp_path / "c.json").read_text())["sequences"]["square"]["0.75"]
+
+    assert scored()["J"] < 1.0
+    assert scored("b") == {"J": 1.0, "F": 1.0}
