@@ -14,9 +14,9 @@ derived from the same probabilities. Reported per variant:
   the ground truth's edge at both frames, the ground truth unchanged there, the plate changed by under
   3% there), i.e. what the refinement adds frame to frame where nothing moved.
 
-``--timing`` instead times the upsampling alone (bilinear, guided) and the alpha's one-pixel ramp per frame
-at 1920x1080 and 3840x2160 on this machine (frame 0 of the first sequence, its ground truth as the
-probability at 480x270; the best of three).
+``--timing`` instead times the upsampling alone (bilinear, guided), the alpha's one-pixel ramp and the Core
+Threshold's regions (``hold_cores``) per frame at 1920x1080 and 3840x2160 on this machine (frame 0 of the
+first sequence, its ground truth as the probability at 480x270; the best of three).
 
     .venv/bin/python benchmarks/bench_edges.py --parent <held-out twin> --json edges.json
 
@@ -135,7 +135,7 @@ def timing(root: Path, name: str, repeats: int = 3) -> list[dict]:
     import torch.nn.functional as F
 
     from osvos_plugin.edges import alpha_from_probability, guided_upsample
-    from osvos_plugin.inference import EDGE_EPS, EDGE_RADIUS
+    from osvos_plugin.inference import EDGE_EPS, EDGE_RADIUS, hold_cores
 
     seq = load_sequence(root, name)
     prob = np.clip(seq.masks[0].astype(np.float32) / 255, 0, 1)
@@ -145,7 +145,7 @@ def timing(root: Path, name: str, repeats: int = 3) -> list[dict]:
         plate = cv2.resize(seq.frames[0].astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_LINEAR)
         out = {}
         up = guided_upsample(small, plate, EDGE_RADIUS * 0.5 * (h / 270 + w / 480), EDGE_EPS)
-        for how in ("bilinear", "guided", "softness 1"):
+        for how in ("bilinear", "guided", "softness 1", "core threshold"):
             best = float("inf")
             for _ in range(repeats):
                 t = time.perf_counter()
@@ -154,13 +154,15 @@ def timing(root: Path, name: str, repeats: int = 3) -> list[dict]:
                                   align_corners=False).numpy()
                 elif how == "guided":
                     guided_upsample(small, plate, EDGE_RADIUS * 0.5 * (h / 270 + w / 480), EDGE_EPS)
-                else:  # the alpha's one-pixel ramp, on the guided probability
+                elif how == "softness 1":  # the alpha's one-pixel ramp, on the guided probability
                     alpha_from_probability(up, 0.75, 1.0)
+                else:  # the regions above the Threshold and their cores, on the guided probability
+                    hold_cores(up, 0.65, 0.95)
                 best = min(best, time.perf_counter() - t)
             out[how] = best
         rows.append({"size": label, **{f"{k}_s": v for k, v in out.items()}})
-        log.info("%s: bilinear %.3f s, guided %.3f s, softness-1 alpha %.3f s a frame", label, out["bilinear"],
-                 out["guided"], out["softness 1"])
+        log.info("%s: bilinear %.3f s, guided %.3f s, softness-1 alpha %.3f s, core threshold %.3f s a frame", label,
+                 out["bilinear"], out["guided"], out["softness 1"], out["core threshold"])
     return rows
 
 

@@ -24,7 +24,7 @@ from osvos_plugin.outputs import output_lock
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "osvos_plugin" / "demo" / "bear"
 FAST = ["--iterations", "2", "--process-size", "64", "--device", "cpu", "--precision", "fp32", "--progress", "none",
-        "--output-format", "png8", "--no-flip-average"]
+        "--output-format", "png8", "--no-flip-average", "--core-threshold", "0"]  # the tiny parent is nowhere 0.95 sure
 
 
 @pytest.fixture
