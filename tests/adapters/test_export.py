@@ -55,10 +55,11 @@ def exported(finetuned, tmp_path_factory):
 
 def _engine_matte(model, rgb: np.ndarray, process_size: int, threshold: float | None = None) -> np.ndarray:
     threshold = InferenceConfig.threshold if threshold is None else threshold
-    # the exported model: one pass, enlarged bilinearly, the re-centred probability (no plate-guided edge)
+    # the exported model: one pass, enlarged bilinearly, the re-centred probability (no plate-guided edge, and
+    # no Core Threshold: the Inference node works pixel by pixel)
     seg = Segmenter(model, InferenceConfig(process_size=process_size, soft=True, device="cpu", precision="fp32",
-                                           threshold=threshold, flip_average=False, edge_refine=False,
-                                           edge_softness=0.0))
+                                           threshold=threshold, core_threshold=0.0, flip_average=False,
+                                           edge_refine=False, edge_softness=0.0))
     return seg.predict(rgb)
 
 
