@@ -43,7 +43,8 @@ def test_hysteresis_is_off_at_or_below_the_threshold_and_joins_diagonal_neighbou
 
 
 @pytest.mark.parametrize("params, kept", [
-    ({"threshold": 0.5}, {"sure", "unsure"}),  # a low threshold alone keeps the look-alike
+    ({"threshold": 0.5, "core_threshold": 0.0}, {"sure", "unsure"}),  # a low threshold alone keeps the look-alike
+    ({}, {"sure-core"}),  # the defaults, 0.65 with a core of 0.95: the rim (0.6) and the look-alike are out
     ({"threshold": 0.5, "core_threshold": 0.9}, {"sure"}),
     ({"threshold": 0.5, "core_threshold": 0.9, "edge_softness": 4.0}, {"sure"}),  # the edge ramp follows
     ({"threshold": 0.65, "core_threshold": 0.9}, {"sure-core"}),  # the rim (0.6) is below the threshold
