@@ -25,6 +25,7 @@ from adapter_paths import BLENDER_DIR, CONTRACT_DIR, REPO, blender_env
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 CLIP_START = 11  # scene frame of plate 1001: scene frames and file numbers differ on purpose
+# Each run sets core_threshold 0: two steps of the tiny untrained parent are nowhere 0.95 sure (the Core Threshold).
 
 
 def _imported_modules(source: str) -> set[str]:
@@ -153,7 +154,8 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
         "scenario": "clip", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
         "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
         "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
-        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "frames": "1002-1004",
+        "params": {"iterations": 2, "core_threshold": 0.0, "process_size": 64, "soft_matte": True,
+                   "frames": "1002-1004",
                    "device": "cpu", "large_object_scale": 1.0},  # the untrained heads' 2 steps: kept at 64 px
         "render_frames": [CLIP_START + 1, CLIP_START + 3], "size": [96, 54],
     })
@@ -228,7 +230,7 @@ def test_render_button_progress_esc_landing_and_cancel(blender_python, addon_zip
         "scenario": "modal", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
         "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
         "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
-        "params": {"iterations": 2, "process_size": 64, "frames": "1002-1004", "device": "cpu"},
+        "params": {"iterations": 2, "core_threshold": 0.0, "process_size": 64, "frames": "1002-1004", "device": "cpu"},
     })
     run = result["modal"]
     assert run["undo"] and run["status_bar"]  # one undo step; progress drawn in the status bar
@@ -269,7 +271,8 @@ def test_mask_layers_are_objects_with_a_matte_layer_and_composite_each(blender_p
         "mask_scene_frame": CLIP_START + 1,
         # fp32: two steps from an untrained parent leave the objects' probabilities a hair apart, which int8
         # (``auto`` on x86 CPUs) rounds together; what is checked here is the layers, not the precision
-        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "frames": "1002-1003", "device": "cpu",
+        "params": {"iterations": 2, "core_threshold": 0.0, "process_size": 64, "soft_matte": True,
+                   "frames": "1002-1003", "device": "cpu",
                    "precision": "fp32"},
         "render_frames": [CLIP_START + 2], "size": [96, 54],
     })
@@ -306,7 +309,7 @@ def test_farm_job_button_writes_a_bundle_that_runs_and_submits(blender_python, a
         "scenario": "farm", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
         "blend": str(tmp_path / "shot.blend"), "plate_first": str(small_plates / "bear.1001.png"),
         "clip_start": CLIP_START, "mask_rect": [0.3, 0.3, 0.7, 0.6], "mask_scene_frame": CLIP_START + 1,
-        "params": {"iterations": 2, "process_size": 64, "frames": "1002-1004", "device": "cpu"},
+        "params": {"iterations": 2, "core_threshold": 0.0, "process_size": 64, "frames": "1002-1004", "device": "cpu"},
     })
     run = result["farm"]
     assert run["written"] == ["FINISHED"] and run["submitted"] == ["FINISHED"]
@@ -342,7 +345,8 @@ def test_image_sequence_and_painted_image_to_chosen_folder(blender_python, addon
         "scenario": "image", "zip": str(addon_zip), "engine": engine[0], "parent": str(tiny_parent),
         "plate_first": str(small_plates / "bear.1001.png"), "mask_image": str(small_mask),
         "output_dir": str(out_dir), "current_frame": 1003,
-        "params": {"iterations": 2, "process_size": 64, "soft_matte": True, "edge_softness": 0.0, "device": "cpu"},
+        "params": {"iterations": 2, "core_threshold": 0.0, "process_size": 64, "soft_matte": True,
+                   "edge_softness": 0.0, "device": "cpu"},
         "render_frames": [1003], "size": [96, 54],
     })
     run = result["image"]
