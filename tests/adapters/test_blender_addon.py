@@ -174,7 +174,7 @@ def test_clip_and_mask_to_mattes_and_compositor_alpha(blender_python, addon_zip,
     # Only what the test changed reaches the command line: every other property holds plugin.json's default.
     assert {c for c in cmd if c.startswith("--")} == {
         "--mask", "--output", "--parent", "--frames", "--iterations", "--process-size", "--soft-matte",
-        "--device", "--mask-frame", "--progress", "--input-colorspace", "--large-object-scale"}
+        "--device", "--mask-frame", "--progress", "--input-colorspace", "--large-object-scale", "--core-threshold"}
     # The clip's colour space, named in Blender's OCIO config, which the engine is handed as $OCIO.
     assert cmd[cmd.index("--input-colorspace") + 1] == "sRGB"
     assert run["env_ocio"].endswith("config.ocio") and Path(run["env_ocio"]).is_file()
