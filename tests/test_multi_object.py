@@ -143,7 +143,7 @@ def test_two_objects_learnt_match_their_exact_masks(object_networks):
     assert model.num_objects == 2
     assert isinstance(model, ObjectNets if object_networks == "per_object" else OSVOSNet)
     seg = Segmenter(model, InferenceConfig(process_size=96, device="cpu", precision="fp32", flip_average=False,
-                                           threshold=0.5))
+                                           threshold=0.5, core_threshold=0.0))  # the plain cut
     for img, truth in zip(frames, masks, strict=True):
         matte = seg.matte(seg.probabilities([img])[0])
         assert matte.shape == truth.shape
@@ -187,8 +187,10 @@ def _layers(path):
     return {n: pixels[..., i] for i, n in enumerate(names)}
 
 
-# at Processing Size whatever the objects' size (Large Object Scale 1): the larger network is tested elsewhere
-FAST_OBJECTS = ["--iterations", "80", "--process-size", "96", "--threshold", "0.5", "--no-flip-average",
+# at Processing Size whatever the objects' size (Large Object Scale 1): the larger network is tested elsewhere;
+# the plain cut at 0.5 (no Core Threshold, test_core_threshold.py): these check how objects share pixels
+FAST_OBJECTS = ["--iterations", "80", "--process-size", "96", "--threshold", "0.5", "--core-threshold", "0",
+                "--no-flip-average",
                 "--device", "cpu", "--precision", "fp32", "--progress", "none", "--mask-frame", "1001",
                 "--large-object-scale", "1"]
 
@@ -341,7 +343,7 @@ def test_overlapping_objects_each_decided_on_their_own_probability():
     prob = np.zeros((2, 4, 4), np.float32)
     prob[0, :, :2] = 0.9  # object 1 on the left half
     prob[1, :2, :] = 0.8  # object 2 on the top half: both on the top-left quarter
-    hard = {"device": "cpu", "threshold": 0.5, "edge_softness": 0.0}  # the decision rule, without the edge ramp
+    hard = {"device": "cpu", "threshold": 0.5, "edge_softness": 0.0, "core_threshold": 0.0}  # the rule, no edge ramp
     exclusive = Segmenter(OSVOSNet(), InferenceConfig(**hard)).matte(prob)
     both = Segmenter(OSVOSNet(), InferenceConfig(**hard, overlap=True)).matte(prob)
     assert not ((exclusive[0] > 0) & (exclusive[1] > 0)).any()
