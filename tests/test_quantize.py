@@ -13,7 +13,8 @@ from osvos_plugin.weights import load_checkpoint
 
 
 def _segmenters(model, **kw):
-    cfg = dict(process_size=96, device="cpu", batch_size=2, flip_average=False, threshold=0.5)
+    # the plain cut (no Core Threshold): the tiny untrained parent is nowhere 0.95 sure
+    cfg = dict(process_size=96, device="cpu", batch_size=2, flip_average=False, threshold=0.5, core_threshold=0.0)
     cfg.update(kw)
     return Segmenter(model, InferenceConfig(precision="fp32", **cfg)), Segmenter(model, InferenceConfig(
         precision="int8", **cfg))
