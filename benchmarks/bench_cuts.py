@@ -85,6 +85,9 @@ def main() -> None:
     against = args.against or cuts[0]
     if against not in cuts:
         ap.error(f"--against {against} is not one of --cuts")
+    if not args.probabilities.is_dir():
+        ap.error(f"--probabilities {args.probabilities}: no such folder (bench_quality.py --save-probabilities DIR "
+                 "writes DIR/itN)")
     names = (args.sequences.split(",") if args.sequences
              else sorted(p.name for p in args.probabilities.iterdir() if p.is_dir()))
     if not names:
@@ -92,10 +95,13 @@ def main() -> None:
     root = args.davis_root or default_davis_root()
     per_seq = {}
     for name in names:
-        truth = [m > 127 for m in load_sequence(root, name).masks]
-        probs = read_probabilities(args.probabilities / name)
-        for other in args.average:
-            more = read_probabilities(other / name)
+        try:
+            probs = read_probabilities(args.probabilities / name)
+            more_runs = [read_probabilities(other / name) for other in args.average]
+            truth = [m > 127 for m in load_sequence(root, name).masks]
+        except (FileNotFoundError, ValueError) as e:
+            ap.error(str(e))
+        for other, more in zip(args.average, more_runs, strict=True):
             if len(more) != len(probs):
                 raise SystemExit(f"bench_cuts: {other / name} has {len(more)} frames, {args.probabilities / name} "
                                  f"{len(probs)}: not the same shot")

@@ -141,6 +141,10 @@ def test_bench_cuts_prints_and_writes_each_cut(tmp_path, tiny_parent, settings):
                           str(tmp_path / "probs" / "it0"), "--cuts", "0.5/0.9,x"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert bad.returncode == 2 and "--cuts" in bad.stderr
+    missing = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cuts.py"), "--probabilities",
+                              str(tmp_path / "probs" / "it0"), "--sequences", "nowhere", "--cuts", "0.75"],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert missing.returncode == 2 and "nowhere: no probability PNGs" in missing.stderr
 
 
 def test_two_runs_averaged_are_cut_as_one_ensemble(tmp_path):
