@@ -111,6 +111,8 @@ def hold_cores(prob: np.ndarray, threshold: float, core: float) -> np.ndarray:
     held = np.zeros(n, bool)
     held[np.unique(regions[prob > core])] = True
     held[0] = True  # region 0 is everything at or below the threshold
+    if held.all():  # the usual frame: every region is sure somewhere, nothing to drop
+        return prob
     return np.where(held[regions], prob, np.zeros((), prob.dtype))
 
 
