@@ -41,6 +41,10 @@ class AugmentConfig:
     close_crop_max: float = 1.0
     close_crop_below: float = 1.0
     rotate_deg: float = 0.0  # maximal rotation either way
+    # Smooth non-rigid warp (0 = off): each sample is bent by a random displacement field (a 4x4 grid of shifts
+    # of up to this share of each side, smoothly interpolated), so the network sees the object's shape change
+    # as a pose does (wings opening, a rider leaning): Lucid Data Dreaming's deformations, without its compositing.
+    warp: float = 0.0
     colour: float = 0.1  # brightness/contrast/saturation jitter amplitude (0 = off)
     # Zoom that follows the object's size (KeyframeSampler only; 0 = the scales as given). A small object
     # tends to come closer (a car driving up, a bird taking off), so the largest zoom is raised until the
@@ -75,6 +79,8 @@ def augment_pair(
         grid = F.affine_grid(theta.to(image.device), list(image.shape), align_corners=False)
         image = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         mask = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.warp > 0:
+        image, mask = _warped(image, mask, cfg.warp, g)
     if cfg.crop < 1.0:
         top = max(cfg.crop, min(1.0, cfg.crop_max))
         ch = min(h, max(16, round(h * _uniform(g, cfg.crop, top))))
@@ -91,6 +97,19 @@ def augment_pair(
         image = (image - image.mean()) * contrast + image.mean() + brightness
         image = image.clamp(0.0, 1.0)
     return image.contiguous(), mask.contiguous()
+
+
+def _warped(image: torch.Tensor, mask: torch.Tensor, amount: float, g: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``image`` and ``mask`` bent by one smooth random displacement field of up to ``amount`` of each side."""
+    h, w = image.shape[-2:]
+    shifts = (torch.rand((1, 2, 4, 4), generator=g) * 2.0 - 1.0) * (2.0 * amount)  # grid units span 2 a side
+    field = F.interpolate(shifts, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    ident = F.affine_grid(torch.eye(2, 3, dtype=torch.float32)[None], [1, 1, h, w], align_corners=False)
+    grid = (ident + field).to(image.device, image.dtype)
+    image = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mask = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return image, mask
 
 
 def _crop_origin(

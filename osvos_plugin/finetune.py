@@ -45,6 +45,7 @@ class FinetuneConfig:
     # a look-alike ground or a distractor outweighs (docs/experiments.md session 26).
     hard_negatives: float = 2.0
     hard_negatives_below: float = LARGE_OBJECT_SHARE
+    iou_weight: float = 0.0  # the Lovász hinge (an IoU surrogate) added to the loss at this weight (losses.py)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
     # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to), and its
@@ -62,6 +63,7 @@ class FinetuneConfig:
         return OptimConfig(
             learning_rate=self.learning_rate, optimizer=self.optimizer, freeze_stages=self.freeze_stages,
             schedule=self.schedule, hard_negatives=self.hard_negatives if hard_negatives is None else hard_negatives,
+            iou_weight=self.iou_weight,
         )
 
     def hard_negatives_for(self, masks: list[np.ndarray]) -> float:

@@ -64,6 +64,32 @@ def class_balanced_ce(
     return (per_pixel.sum(dim=dims, keepdim=True) / count).mean()
 
 
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Lovász hinge (Berman et al., CVPR 2018): a convex surrogate of 1 - IoU of the matte cut at logit 0, per
+    image and channel, then the mean. Unlike the per-pixel loss it weighs errors by what they cost the object's
+    IoU, so a missed part of a large object and a false blob count as J counts them. ``target`` is cut at 0.5;
+    pixels of ``weight`` 0 are left out. An image whose object is absent contributes its hinge on background."""
+    logits = logits.float().flatten(2)
+    labels = (target.float() > 0.5).float().flatten(2)
+    keep = None if weight is None else (weight.float().flatten(2) > 0.5)
+    losses = []
+    for n in range(logits.shape[0]):
+        for c in range(logits.shape[1]):
+            x, y = logits[n, c], labels[n, c]
+            if keep is not None:
+                x, y = x[keep[n, 0]], y[keep[n, 0]]
+            if x.numel() == 0:
+                continue
+            errors = 1.0 - x * (2.0 * y - 1.0)
+            errors, order = torch.sort(errors, descending=True)
+            y = y[order]
+            total = y.sum()
+            jaccard = 1.0 - (total - y.cumsum(0)) / (total + (1.0 - y).cumsum(0))
+            grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+            losses.append(torch.dot(F.relu(errors), grad))
+    return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+
+
 def deep_supervision_loss(
     fused: torch.Tensor,
     sides: list[torch.Tensor],
@@ -72,8 +98,10 @@ def deep_supervision_loss(
     weight: torch.Tensor | None = None,
     exclusive: bool = True,
     hard_negatives: float = 0.0,
+    iou_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above).
+    """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above), plus
+    ``iou_weight`` times the fused output's ``lovasz_hinge`` (its channels as independent objects).
 
     ``exclusive`` False (one network per object): each object's own two-class loss, summed over the
     objects, so each network learns exactly as a single-object fine-tune would. ``hard_negatives``: see
@@ -88,4 +116,6 @@ def deep_supervision_loss(
     loss = loss_fn(fused, target, weight)
     if side_weight > 0:
         loss = loss + side_weight * sum(loss_fn(s, target, weight) for s in sides)
+    if iou_weight > 0:
+        loss = loss + iou_weight * lovasz_hinge(fused, target, weight) * fused.shape[1]
     return loss

@@ -36,6 +36,7 @@ class OptimConfig:
     # background the network takes for the object weighs up to 1 + this (losses.py); one value for each network
     # of an ObjectNets, or one for all
     hard_negatives: float | tuple[float, ...] = 0.0
+    iou_weight: float = 0.0  # weight of the Lovász hinge on the fused output (losses.py), added to the loss
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
@@ -111,7 +112,7 @@ def run_training(
                 with autocast(device, dtype):
                     fused, sides = net.forward_with_sides(image.contiguous(memory_format=layout))
                 loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
-                                                    hard_negatives=k)
+                                                    hard_negatives=k, iou_weight=cfg.iou_weight)
         else:
             image, mask, *weight = batch
             if isinstance(cfg.hard_negatives, tuple):
@@ -120,7 +121,7 @@ def run_training(
                 fused, sides = model.forward_with_sides(image.contiguous(memory_format=layout))
             loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
                                          exclusive=getattr(model, "exclusive_objects", True),
-                                         hard_negatives=cfg.hard_negatives)
+                                         hard_negatives=cfg.hard_negatives, iou_weight=cfg.iou_weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."

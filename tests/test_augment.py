@@ -53,6 +53,26 @@ def test_a_moved_sample_shows_the_object_elsewhere_and_its_place_as_background()
     assert len(shifts) > 8  # a new place every time
 
 
+def test_a_warped_sample_bends_image_and_mask_together_within_its_bound():
+    """A warp moves the object's pixels and its mask alike (the red stays under the mask), by no more than
+    ``warp`` of each side, and a new field each sample; off, the keyframe comes back as painted."""
+    rgb, mask = _keyframe()
+    cfg = AugmentConfig(scales=(1.0,), flip=False, crop=1.0, colour=0.0, warp=0.05)
+    sampler = KeyframeSampler([(rgb, mask)], W, cfg, torch.device("cpu"), seed=1)
+    shapes = set()
+    for step in range(6):
+        image, m = sampler(step)
+        image, m = image[0].permute(1, 2, 0).numpy(), m[0, 0].numpy()
+        inside, outside = m > 0.99, m < 0.01
+        assert np.allclose(image[inside], (0.95, 0.05, 0.05), atol=0.01)  # edge pixels: a 1% mix
+        assert image[outside, 0].max() < 0.45  # no red outside the bent mask
+        ys, xs = np.nonzero(m > 0.5)
+        assert abs(int(ys.min()) - 20) <= 0.05 * H + 1 and abs(int(xs.max()) - 45) <= 0.05 * W + 1
+        assert not np.array_equal(m > 0.5, mask > 0)  # bent
+        shapes.add((m > 0.5).tobytes())
+    assert len(shapes) == 6
+
+
 def test_no_moves_unless_asked_and_none_for_weighted_pseudo_labels():
     rgb, mask = _keyframe()
     plain = AugmentConfig(scales=(1.0,), flip=False, crop=1.0, colour=0.0)

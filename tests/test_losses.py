@@ -71,3 +71,33 @@ def test_hard_negatives_weigh_background_the_network_takes_for_the_object():
     two = torch.zeros(1, 2, 2, 2)
     with pytest.raises(ValueError, match="one network per object"):
         deep_supervision_loss(two, [], two, 0.0, hard_negatives=k)
+
+
+def test_lovasz_hinge_is_twice_one_minus_iou_for_unit_margins():
+    """At logits of +-1 (every pixel decided, margin 1) the Lovász extension of the Jaccard loss is exact:
+    wrong pixels have hinge error 2, right ones 0, so the loss is 2 * (1 - IoU) of the matte cut at 0."""
+    from osvos_plugin.losses import lovasz_hinge
+
+    g = torch.Generator().manual_seed(0)
+    target = (torch.rand(2, 1, 20, 30, generator=g) > 0.7).float()
+    matte = (torch.rand(2, 1, 20, 30, generator=g) > 0.6).float()
+    iou = (matte * target).sum(dim=(1, 2, 3)) / (matte + target - matte * target).sum(dim=(1, 2, 3))
+    assert torch.allclose(lovasz_hinge(2 * matte - 1, target), (2 * (1 - iou)).mean(), atol=1e-6)
+    assert lovasz_hinge(torch.where(target > 0, 3.0, -3.0), target) == 0.0  # right with a margin: nothing
+
+
+def test_lovasz_hinge_leaves_out_unweighted_pixels_and_its_weight_adds_it():
+    from osvos_plugin.losses import lovasz_hinge
+
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2, :2] = 1
+    logits = torch.where(target > 0, 2.0, -2.0)
+    logits[..., 3, 3] = 2.0  # one false positive
+    weight = torch.ones(1, 1, 4, 4)
+    assert lovasz_hinge(logits, target) > 0
+    weight[..., 3, 3] = 0
+    assert lovasz_hinge(logits, target, weight) == 0.0
+    f, s = torch.randn(1, 1, 6, 6), [torch.randn(1, 1, 6, 6) for _ in range(4)]
+    t = (torch.rand(1, 1, 6, 6) > 0.5).float()
+    assert torch.allclose(deep_supervision_loss(f, s, t, 0.5, iou_weight=0.25),
+                          deep_supervision_loss(f, s, t, 0.5) + 0.25 * lovasz_hinge(f, t))
