@@ -22,6 +22,10 @@ from .selftrain import SelfTrainConfig
 
 # Learn Object Anywhere: the share of fine-tuning samples that show the object moved (docs/experiments.md, session 23).
 LEARN_ANYWHERE_SHARE = 0.5
+# Fine-tuning options kept for experiments (docs/experiments.md, session 30), left out of the engine recipe
+# while off: adding an option that is off changes nothing a render learns, so it must not make a resume
+# fine-tune and render every matte again.
+RECIPE_WHEN_ON = (("iou_weight",), ("augment", "warp"))
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,14 @@ class RenderSettings:
         node = {f.name for f in fields(self)}  # the node parameters
 
         def engine(cfg: Any) -> dict:
-            return {k: v for k, v in asdict(cfg).items() if k not in node}
+            out = {k: v for k, v in asdict(cfg).items() if k not in node}
+            for *parents, name in RECIPE_WHEN_ON:
+                holder = out
+                for key in parents:
+                    holder = holder.get(key, {})
+                if holder.get(name, None) == 0:
+                    del holder[name]
+            return out
 
         recipe = {"finetune": engine(self.finetune())}
         if self.self_train_iterations:

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,26 @@ def test_an_object_painted_large_runs_at_large_object_scale():
     assert s.made_at(855) is s and s.made_at(480) is s and s.made_at(None) is s and off.made_at(854) is off
     with pytest.raises(InputError, match="large_object_scale"):
         RenderSettings.resolve({"large_object_scale": 0.5})
+
+
+def test_options_kept_for_experiments_change_the_engine_recipe_only_when_on(monkeypatch):
+    """The Lovász hinge and the warp (off) leave the recipe a resume compares as it was before they existed,
+    so a kept model and its mattes still serve; turned on, they make a recipe of their own."""
+    from dataclasses import fields as dc_fields
+
+    from osvos_plugin.augment import AugmentConfig
+    from osvos_plugin.finetune import FinetuneConfig
+
+    s = RenderSettings.resolve({})
+    recipe = s.engine_recipe()["finetune"]
+    node = {f.name for f in dc_fields(RenderSettings)}
+    assert set(recipe) == {f.name for f in dc_fields(FinetuneConfig)} - node - {"iou_weight"}
+    assert set(recipe["augment"]) == {f.name for f in dc_fields(AugmentConfig)} - {"warp"}
+    assert recipe["augment"]["move"] == 0.0  # the other options stay in, off or on, as before
+    made = RenderSettings.finetune
+    monkeypatch.setattr(RenderSettings, "finetune",
+                        lambda self: replace(made(self), iou_weight=0.5,
+                                             augment=replace(made(self).augment, warp=0.05)))
+    on = s.engine_recipe()["finetune"]
+    assert on["iou_weight"] == 0.5 and on["augment"]["warp"] == 0.05
+    assert {k: v for k, v in on.items() if k != "iou_weight"} != recipe  # the warp too
