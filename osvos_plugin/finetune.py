@@ -17,7 +17,7 @@ from .augment import LARGE_OBJECT_SHARE, AugmentConfig, KeyframeSampler, taught_
 from .device import prepare_model, resolve_device, resolve_precision, shape_varying
 from .jobs import CancelFlag, ProgressFn
 from .network import ObjectNets, OSVOSNet
-from .training import OptimConfig, run_training
+from .training import PARENT_SIZE, OptimConfig, run_training
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,11 @@ class FinetuneConfig:
     precision: str = default("precision")
     object_networks: str = default("object_networks")  # several objects: "per_object" networks or "shared"
     freeze_stages: int = 1
-    # Coarse to fine: the first ``coarse_share`` of the steps at a long side of ``coarse_size`` (0: off), the
-    # rest at ``process_size``. A step at half the size costs about a quarter (issue 20: CPUs without AVX-512).
-    coarse_size: int = 0
+    # Coarse to fine: when ``process_size`` is larger than ``coarse_size`` (0: never), the first ``coarse_share``
+    # of the steps at a long side of ``coarse_size``, the rest at ``process_size``. By default the parents'
+    # training size: an object painted large (Large Object Scale: 854) first learns at the size its parent
+    # knows, then at its own, for two thirds of the arithmetic (issue 20; docs/experiments.md session 31).
+    coarse_size: int = PARENT_SIZE
     coarse_share: float = 0.5
     schedule: str = "cosine"  # or "constant" (then a run's step-N model is what an N-step budget gives)
     # Background the network takes for the object weighs up to 1 + ``hard_negatives`` times as much in the loss
@@ -56,6 +58,11 @@ class FinetuneConfig:
                                               close_crop=0.4, close_crop_max=0.7,
                                               close_crop_below=LARGE_OBJECT_SHARE)
     )
+
+    @property
+    def coarse_steps(self) -> int:
+        """How many of the first steps run at ``coarse_size`` (0: none at this ``process_size``)."""
+        return round(self.iterations * self.coarse_share) if 0 < self.coarse_size < self.process_size else 0
 
     def optim(self, hard_negatives: float | tuple[float, ...] | None = None) -> OptimConfig:
         """The optimiser's settings; ``hard_negatives``: the weight each network's loss takes
@@ -114,7 +121,7 @@ def _sampler(keyframes: list[tuple[np.ndarray, ...]], cfg: FinetuneConfig,
              device: torch.device) -> Callable[[int], tuple[torch.Tensor, ...]]:
     """The keyframes' samples at ``process_size``; coarse to fine, the first steps' at ``coarse_size``."""
     fine = KeyframeSampler(keyframes, cfg.process_size, cfg.augment, device, seed=cfg.seed)
-    coarse_steps = round(cfg.iterations * cfg.coarse_share) if 0 < cfg.coarse_size < cfg.process_size else 0
+    coarse_steps = cfg.coarse_steps
     if coarse_steps <= 0:
         return fine
     coarse = KeyframeSampler(keyframes, cfg.coarse_size, cfg.augment, device, seed=cfg.seed + 1)

@@ -24,7 +24,7 @@ from .files import atomic_write
 from .imaging import resize
 from .jobs import CancelFlag, ProgressFn
 from .network import OSVOSNet
-from .training import OptimConfig, make_optimizer, run_training, trainable_parameters
+from .training import PARENT_SIZE, OptimConfig, make_optimizer, run_training, trainable_parameters
 from .weights import init_osvos, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def fold_of(sequence: str) -> str:
 @dataclass
 class ParentConfig:
     iterations: int = 5000  # the shipped parent's (models/README.md); `osvos-train-parent` reproduces it
-    long_side: int = 480  # frames are resized once so that their long side is this
+    long_side: int = PARENT_SIZE  # frames are resized once so that their long side is this
     batch_size: int = 1
     # Sample sides cut down to a multiple of this. cuDNN and oneDNN pick (and on a GPU build) their kernels
     # per input shape: a handful of shapes instead of one per random crop keeps a GPU busy.

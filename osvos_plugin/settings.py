@@ -147,6 +147,8 @@ class RenderSettings:
                     holder = holder.get(key, {})
                 if holder.get(name, None) == 0:
                     del holder[name]
+            if "coarse_size" in out and not cfg.coarse_steps:
+                out["coarse_size"] = 0  # no coarse steps at this size: the recipe of a render before they existed
             return out
 
         recipe = {"finetune": engine(self.finetune())}
@@ -164,6 +166,7 @@ class RenderSettings:
             "move": cfg.augment.move,
             "close_crop": [cfg.augment.close_crop, cfg.augment.close_crop_max, cfg.augment.close_crop_below],
             "hard_negatives": [cfg.hard_negatives, cfg.hard_negatives_below],
+            "coarse_to_fine": [cfg.coarse_size, cfg.coarse_steps] if cfg.coarse_steps else [],
             "self_train_iterations": self.self_train_iterations if self_train_frames else 0,
             "self_train_frames": list(self_train_frames),
             "process_size": self.process_size,

@@ -21,6 +21,9 @@ from .network import OSVOSNet
 
 log = logging.getLogger(__name__)
 
+# The long side the parents learn at (``parent.ParentConfig``); fine-tuning above it warms up at it first.
+PARENT_SIZE = 480
+
 
 @dataclass
 class OptimConfig:

@@ -356,6 +356,13 @@ def test_coarse_to_fine_trains_its_first_steps_at_the_coarse_size(demo_pair, tin
     seen.clear()
     finetune(parent, [demo_pair(1001, long_side=128)], replace(cfg, coarse_size=0))
     assert seen == [128] * 8
+    seen.clear()  # by default: the first half at the parents' size where the network runs above it
+    large = FinetuneConfig(iterations=4, augment=plain, **{**SMALL, "process_size": 600})
+    finetune(parent, [demo_pair(1001, long_side=128)], large)
+    assert seen == [480, 480, 600, 600]
+    seen.clear()
+    finetune(parent, [demo_pair(1001, long_side=128)], FinetuneConfig(iterations=4, augment=plain, **SMALL))
+    assert seen == [128] * 4
 
 
 @pytest.mark.parametrize("capability,device,dtype,layout", [

@@ -145,6 +145,23 @@ def test_an_object_painted_large_runs_at_large_object_scale():
         RenderSettings.resolve({"large_object_scale": 0.5})
 
 
+def test_an_object_painted_large_learns_its_first_half_at_the_parents_size():
+    """Coarse to fine runs where the network runs above the parents' 480 and nowhere else; where it does not
+    run, the recipe a resume compares is the one before it existed (coarse_size 0), so an object painted
+    small keeps its kept model and mattes after this update, and one painted large is learnt again."""
+    s = RenderSettings.resolve({})
+    small, big = s.finetune(), s.for_object(0.5).finetune()
+    assert (small.process_size, small.coarse_steps) == (480, 0)
+    assert (big.process_size, big.coarse_size, big.coarse_steps) == (854, 480, 150)
+    assert s.engine_recipe()["finetune"]["coarse_size"] == 0
+    assert s.for_object(0.5).engine_recipe()["finetune"]["coarse_size"] == 480
+    record = s.for_object(0.5).provenance("p", "s", [], [])
+    assert record["coarse_to_fine"] == [480, 150] and s.provenance("p", "s", [], [])["coarse_to_fine"] == []
+    assert RenderSettings.resolve({"process_size": 640, "large_object_scale": 1.0}).finetune().coarse_steps == 150
+    assert RenderSettings.resolve({"process_size": 64}).for_object(0.5).finetune().coarse_steps == 0  # 114 px
+    assert RenderSettings.resolve({"iterations": 40}).for_object(0.5).finetune().coarse_steps == 20
+
+
 def test_options_kept_for_experiments_change_the_engine_recipe_only_when_on(monkeypatch):
     """The Lovász hinge and the warp (off) leave the recipe a resume compares as it was before they existed,
     so a kept model and its mattes still serve; turned on, they make a recipe of their own."""
