@@ -234,3 +234,18 @@ def alpha_from_probability(prob: np.ndarray, threshold: float, softness_px: floa
     alpha = np.zeros(inside.shape, np.float32)
     alpha[y0:y1, x0:x1] = box
     return alpha
+
+
+def edge_strength(rgb: np.ndarray) -> np.ndarray:
+    """The plate's gradient magnitude (Sobel on its luminance; ``rgb`` (H, W, 3) in [0, 1]): where an object's
+    outline can lie."""
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+
+def outline_strength(matte: np.ndarray, strength: np.ndarray) -> float:
+    """Mean ``strength`` (``edge_strength``) along the outline of the boolean ``matte`` (the pixels on either
+    side of its edge; 0 for a matte without one). A matte cut short inside an object ends where the plate
+    shows no edge, so its outline is weaker than that of a matte which ends where the object does."""
+    outline = cv2.morphologyEx(matte.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    return float(strength[outline].mean()) if outline.any() else 0.0

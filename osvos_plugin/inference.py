@@ -24,7 +24,7 @@ from osvos_contract.manifest import default
 
 from .augment import largest_part_extent
 from .device import inference_precision, prepare_model, resolve_device, resolve_precision
-from .edges import alpha_from_probability, guided_upsample, guided_upsample_tensor
+from .edges import alpha_from_probability, edge_strength, guided_upsample, guided_upsample_tensor, outline_strength
 from .imaging import fit_long_side, resize
 from .jobs import CancelFlag, Cancelled, Progress, ProgressFn, is_cancelled
 from .network import OSVOSNet, object_probabilities
@@ -221,16 +221,17 @@ class Segmenter:
 
     def _regrown(self, plates: torch.Tensor, x: torch.Tensor, scores: torch.Tensor, as_logits: bool) -> torch.Tensor:
         """``scores`` with each frame whose object outgrew what fine-tuning showed (``grown_scale``) replaced by
-        the frame segmented at the smaller scale, brought back to the processing size. The object is outlined
-        by its largest part on the processing size's matte (with several objects, their union's)."""
+        the frame segmented at the smaller scale, brought back to the processing size, where that answer's
+        outline follows the plate's edges better than the processing size's (``outline_strength``): a matte
+        the network cut short inside a grown object ends where the plate shows no edge, while one that already
+        held the whole object (a rider seen whole) would only lose its thin parts. The object is outlined by
+        its largest part on the processing size's matte (with several objects, their union's)."""
         c = self.cfg
         self._rescaled = [None] * scores.shape[0]
         if not c.grown_rescale or self._taught <= 0:
             return scores
-        probs = self._object_probabilities(scores) if as_logits else scores
-        belief = probs.sum(dim=1).clamp(max=1.0) if self._exclusive else probs.amax(dim=1)
         long_side, (h, w) = max(x.shape[-2:]), plates.shape[-2:]
-        for i, matte in enumerate((belief > c.threshold).cpu().numpy()):
+        for i, matte in enumerate(self._beliefs(scores, as_logits) > c.threshold):
             extent = largest_part_extent(matte)
             scale = grown_scale(extent, self._taught)
             if scale == 1.0:
@@ -238,12 +239,27 @@ class Segmenter:
             side = round(long_side * scale)
             small = resize(plates[i:i + 1], fit_long_side(h, w, side)).to(self.dtype)
             again = self._scores(self._model_at(side), small.contiguous(memory_format=torch.channels_last), as_logits)
-            scores[i] = F.interpolate(again, size=scores.shape[-2:], mode="bilinear", align_corners=False)[0]
+            again = F.interpolate(again, size=scores.shape[-2:], mode="bilinear", align_corners=False)
+            strength = edge_strength(x[i].float().permute(1, 2, 0).cpu().numpy())
+            before = outline_strength(matte, strength)
+            after = outline_strength(self._beliefs(again, as_logits)[0] > c.threshold, strength)
+            if after <= before:
+                log.debug("the object spans %.2f of the frame, taught up to %.2f; at %d px its outline follows the "
+                          "plate's edges less (%.3f against %.3f): kept", extent, self._taught, side, after, before)
+                continue
+            scores[i] = again[0]
             self.regrown += 1
             self._rescaled[i] = side
             log.debug("the object spans %.2f of the frame, taught up to %.2f: segmented at %d px", extent,
                       self._taught, side)
         return scores
+
+    def _beliefs(self, scores: torch.Tensor, as_logits: bool) -> np.ndarray:
+        """(N, h, w): the probability that a pixel is any object, from ``scores`` (logits when ``as_logits``), as
+        ``matte`` decides it."""
+        probs = self._object_probabilities(scores) if as_logits else scores
+        belief = probs.sum(dim=1).clamp(max=1.0) if self._exclusive else probs.amax(dim=1)
+        return belief.float().cpu().numpy()
 
     @staticmethod
     def _per_frame(prob: torch.Tensor) -> list[np.ndarray]:
