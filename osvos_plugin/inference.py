@@ -72,6 +72,9 @@ EDGE_EPS = 1e-3
 # of the taught extent the object may span there (docs/experiments.md, sessions 21 and 22).
 GROWN_SCALES = (0.7, 0.5, 0.35)
 GROWN_LIMIT = 0.8
+# Which rule picks a grown frame's answer, recorded in the mattes' fingerprint when the option is on: a matte made by
+# an earlier rule (before session 33 the smaller answer was taken unchecked) must not pass for this one's on resume.
+GROWN_RULE = "outline-checked"
 
 
 def grown_scale(extent: float, taught: float) -> float:

@@ -22,6 +22,7 @@ from osvos_contract.patterns import OBJECT_TOKEN, object_output, split_token, wi
 from . import __version__
 from .device import inference_precision, resolve_device
 from .errors import InputError
+from .inference import GROWN_RULE
 from .io import (
     PlateError,
     check_frames_exist,
@@ -167,6 +168,8 @@ def plan_render(job: RenderJob, settings: RenderSettings) -> RenderPlan:
     params = settings.as_params()
     if params.get("precision") == "auto":  # what auto runs as on this machine makes the mattes' numbers
         params["precision"] = f"auto ({inference_precision('auto', resolve_device(settings.device))})"
+    if params.get("grown_object_rescale"):  # which rule it runs, as the mattes' numbers depend on it
+        params["grown_object_rescale"] = f"on ({GROWN_RULE})"
     fingerprint = Fingerprint.of(__version__, params, identity)
     todo, stale, incomplete = ([], 0, 0) if job.train_only else _resume(job, frames, outputs, fingerprint, files)
     if kept is not None and kept.new_frames:  # a correction: the frames nearest it first, to be seen first

@@ -116,7 +116,6 @@ def test_with_several_objects_their_union_is_what_outgrew():
     assert _iou(matte[1], truth & (np.arange(128) >= 64)) > 0.95
 
 
-
 class _Spilling(torch.nn.Module):
     """Finds the bright pixels exactly at ``full`` px or more; below, it spills 3 px past them onto the flat
     ground: a smaller answer whose outline leaves the object's edges."""
@@ -159,6 +158,7 @@ def test_outline_strength_is_the_plates_gradient_along_the_mattes_edge():
     assert outline_strength(inner, strength) == 0.0
     assert outline_strength(np.zeros_like(truth), strength) == 0.0
 
+
 def _growing_shot(folder, sides: list[int]) -> list[np.ndarray]:
     """192x128 frames of a textured orange square growing from ``sides[0]`` px over a dark noisy ground, as a
     car driving up to the camera; its masks (exact), the first frame's as the roto."""
@@ -185,8 +185,8 @@ def test_render_rescales_the_frames_where_the_object_outgrew_its_training(tmp_pa
     to 0.66; the two frames past 0.8 of the taught extent are segmented again smaller (at 0.7 and 0.5 of the
     processing size). Frame 7's answer at 0.7 is kept: its outline follows the square's edges better than the
     processing size's. Frame 8's at 0.5 is not: the network still finds that square nearly whole at the
-    processing size (IoU 0.91) and loses its corners at 0.5 (0.87). Every matte matches the square, the saved
-    model records how large it was taught, and a render from it gives the same mattes."""
+    processing size and loses its corners at 0.5 (IoU 0.91 against 0.87, seen in fp32). Every matte matches the
+    square, the saved model records how large it was taught, and a render from it gives the same mattes."""
     from osvos_plugin.cli.render import main as render_main
     from osvos_plugin.device import int8_engine
     from osvos_plugin.io import read_mask
