@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import struct
 import sys
 import time
 from pathlib import Path
@@ -59,8 +60,10 @@ def test_command_line_booleans_floats_and_unknowns():
     manifest = load_manifest()
     off = rp.build_command("e", "p", "o", parameters=manifest.parameters, values={"soft_matte": False})
     assert "--soft-matte" not in off and "--no-soft-matte" not in off  # False is the default
-    # Host floats are 32-bit: 1e-4 read back from a float32 control is still the default, not a change.
-    f32 = float.fromhex("0x1.a36e2ep-14")  # 1e-4 rounded to single precision
+    # Host floats are 32-bit: the default read back from a float32 control is still the default, not a change.
+    default = next(p.default for p in manifest.parameters if p.name == "learning_rate")
+    f32 = struct.unpack("f", struct.pack("f", default))[0]  # as a float32 control holds it
+    assert f32 != default  # the rounding this checks is there
     assert "--learning-rate" not in rp.build_command("e", "p", "o", parameters=manifest.parameters,
                                                      values={"learning_rate": f32})
     cmd = rp.build_command("e", "p", "o", parameters=manifest.parameters, values={"threshold": 0.30000001192})
