@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,9 @@ from osvos_plugin.parent import HELD_OUT, seen_sequences
 from osvos_plugin.review import matte_stats, review
 from osvos_plugin.settings import RenderSettings
 from osvos_plugin.weights import load_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import finetune_overrides  # noqa: E402  (a sibling script)
 
 log = logging.getLogger("bench_loop")
 FLOORS = (0.2, 0.3, 0.4, 0.5)
@@ -80,12 +84,17 @@ def _segment(model, settings: RenderSettings, frames: list[np.ndarray]) -> tuple
     return preds, confs
 
 
-def run_sequence(parent, root: Path, name: str, settings: RenderSettings) -> dict:
+def run_sequence(parent, root: Path, name: str, settings: RenderSettings, overrides: dict | None = None,
+                 full: bool = True) -> dict:
+    """The loop on one sequence; ``overrides``: FinetuneConfig fields for every fine-tune (``--finetune``);
+    ``full``: also the full fine-tune on both keyframes."""
     seq = load_sequence(root, name)
     frames = [f.astype(np.float32) / 255 for f in seq.frames]
     gts = [m > 127 for m in seq.masks]
     first = (frames[0], gts[0].astype(np.float32))
+    overrides = dict(overrides or {})
     cfg = settings.finetune()
+    cfg = replace(cfg, augment=replace(cfg.augment, **overrides.pop("augment", {})), **overrides)
     out: dict = {"sequence": name, "frames": len(frames)}
 
     t = time.perf_counter()
@@ -109,13 +118,15 @@ def run_sequence(parent, root: Path, name: str, settings: RenderSettings) -> dic
     continued = finetune(model, [first, second], replace(cfg, iterations=settings.continue_iterations))
     out["continue_s"] = time.perf_counter() - t
     preds_c, _ = _segment(continued, settings, frames)
-    t = time.perf_counter()
-    full = finetune(parent, [first, second], cfg)
-    out["full_s"] = time.perf_counter() - t
-    preds_f, _ = _segment(full, settings, frames)
     inner = range(1, len(frames) - 1)
     out["J_continued"] = float(np.mean([jaccard(gts[i], preds_c[i]) for i in inner]))
-    out["J_full"] = float(np.mean([jaccard(gts[i], preds_f[i]) for i in inner]))
+    out["J_full"], out["full_s"] = float("nan"), float("nan")
+    if full:
+        t = time.perf_counter()
+        model_f = finetune(parent, [first, second], cfg)
+        out["full_s"] = time.perf_counter() - t
+        preds_f, _ = _segment(model_f, settings, frames)
+        out["J_full"] = float(np.mean([jaccard(gts[i], preds_f[i]) for i in inner]))
     log.info("%-18s J %.3f -> continued %.3f (%.0f s) / full %.3f (%.0f s); flag P %.2f R %.2f", name,
              out["J_first"], out["J_continued"], out["continue_s"], out["J_full"], out["full_s"],
              out["flag"]["precision"], out["flag"]["recall"])
@@ -129,8 +140,16 @@ def main() -> None:
     ap.add_argument("--sequences", default=",".join(HELD_OUT))
     ap.add_argument("--allow-seen", action="store_true", help="Run even if the parent saw a sequence.")
     ap.add_argument("--iterations", type=int, default=None, help="Fine-tuning steps (default: plugin.json's)")
+    ap.add_argument("--finetune", default="", metavar="FIELD=VALUE,...",
+                    help="FinetuneConfig fields for every fine-tune, as bench_quality.py takes them")
+    ap.add_argument("--no-full", dest="full", action="store_false",
+                    help="Leave out the full fine-tune on both keyframes (the correction alone)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    try:
+        overrides = finetune_overrides(args.finetune)
+    except ValueError as e:
+        ap.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parent, info = load_checkpoint(args.parent)
     names = args.sequences.split(",")
@@ -140,7 +159,7 @@ def main() -> None:
                          "(osvos-train-parent --hold-out), or --allow-seen")
     settings = RenderSettings.resolve({} if args.iterations is None else {"iterations": args.iterations})
     root = args.davis_root or default_davis_root()
-    rows = [run_sequence(parent, root, name, settings) for name in names]
+    rows = [run_sequence(parent, root, name, settings, overrides, args.full) for name in names]
     print("| sequence | J first render | worst frame (J) | J continued (s) | J full fine-tune (s) | flag P / R |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -148,8 +167,8 @@ def main() -> None:
               f"{r['J_continued']:.3f} ({r['continue_s']:.0f}) | {r['J_full']:.3f} ({r['full_s']:.0f}) | "
               f"{r['flag']['precision']:.2f} / {r['flag']['recall']:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"parent": args.parent, "settings": settings.as_params(), "rows": rows},
-                                        indent=1, default=float))
+        args.json.write_text(json.dumps({"parent": args.parent, "settings": settings.as_params(),
+                                         "finetune": args.finetune, "rows": rows}, indent=1, default=float))
 
 
 if __name__ == "__main__":

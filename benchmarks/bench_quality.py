@@ -44,6 +44,21 @@ def _parsed(kind: type, value: str):
     return kind(value)
 
 
+def finetune_overrides(text: str) -> dict:
+    """``--finetune FIELD=VALUE,...`` as FinetuneConfig fields (its AugmentConfig's under ``augment``), each
+    value as its field's type."""
+    overrides: dict = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        holder, cfg, name = overrides, FinetuneConfig(), key
+        if key.startswith("augment."):  # a field of the fine-tuning's AugmentConfig, e.g. augment.move=0.5
+            holder, cfg, name = overrides.setdefault("augment", {}), cfg.augment, key.removeprefix("augment.")
+        if not sep or not hasattr(cfg, name):
+            raise ValueError(f"--finetune: {item!r} is not FIELD=VALUE of a FinetuneConfig field")
+        holder[name] = _parsed(type(getattr(cfg, name)), value)
+    return overrides
+
+
 def _finetune_budgets(parent, keyframe, budgets, cfg: FinetuneConfig) -> dict[int, tuple[object, float]]:
     """{budget: (model, fine-tune seconds)}. With the constant schedule one run of the largest budget is
     snapshotted at each smaller one (the same computation as a run of that length; a test checks it);
@@ -199,15 +214,10 @@ def main() -> None:
              "flip_average": args.flip_average, "grown_object_rescale": args.grown_object_rescale,
              "self_train_iterations": args.self_train_iterations, "threshold": args.threshold}
     settings = RenderSettings.resolve({k: v for k, v in asked.items() if v is not None})
-    overrides = {}
-    for item in filter(None, args.finetune.split(",")):
-        key, value = item.split("=", 1)
-        if key.startswith("augment."):  # a field of the fine-tuning's AugmentConfig, e.g. augment.move=0.5
-            field_name = key.removeprefix("augment.")
-            kind = type(getattr(FinetuneConfig().augment, field_name))
-            overrides.setdefault("augment", {})[field_name] = _parsed(kind, value)
-            continue
-        overrides[key] = _parsed(type(getattr(FinetuneConfig(), key)), value)
+    try:
+        overrides = finetune_overrides(args.finetune)
+    except ValueError as e:
+        ap.error(str(e))
     parent = args.parent
     if args.folds:
         if args.parent:

@@ -47,6 +47,11 @@ class FinetuneConfig:
     # a look-alike ground or a distractor outweighs (docs/experiments.md session 26).
     hard_negatives: float = 2.0
     hard_negatives_below: float = LARGE_OBJECT_SHARE
+    # Objects painted under ``small_object_lr_below`` of the frame learn at ``small_object_lr`` times the
+    # Learning Rate: on objects painted small a lower rate won over three seeds, on objects painted large it
+    # lost (docs/experiments.md sessions 37 and 38). 1: every object at the Learning Rate.
+    small_object_lr: float = 0.5
+    small_object_lr_below: float = LARGE_OBJECT_SHARE
     iou_weight: float = 0.0  # the Lovász hinge (an IoU surrogate) added to the loss at this weight (losses.py)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
@@ -64,11 +69,13 @@ class FinetuneConfig:
         """How many of the first steps run at ``coarse_size`` (0: none at this ``process_size``)."""
         return round(self.iterations * self.coarse_share) if 0 < self.coarse_size < self.process_size else 0
 
-    def optim(self, hard_negatives: float | tuple[float, ...] | None = None) -> OptimConfig:
-        """The optimiser's settings; ``hard_negatives``: the weight each network's loss takes
-        (``hard_negatives_for``), by default ``hard_negatives`` as it is."""
+    def optim(self, hard_negatives: float | tuple[float, ...] | None = None,
+              learning_rate: float | tuple[float, ...] | None = None) -> OptimConfig:
+        """The optimiser's settings; ``hard_negatives`` and ``learning_rate``: each network's
+        (``hard_negatives_for``, ``learning_rate_for``), by default the fields as they are."""
         return OptimConfig(
-            learning_rate=self.learning_rate, optimizer=self.optimizer, freeze_stages=self.freeze_stages,
+            learning_rate=self.learning_rate if learning_rate is None else learning_rate,
+            optimizer=self.optimizer, freeze_stages=self.freeze_stages,
             schedule=self.schedule, hard_negatives=self.hard_negatives if hard_negatives is None else hard_negatives,
             iou_weight=self.iou_weight,
         )
@@ -79,8 +86,18 @@ class FinetuneConfig:
         them, else 0 (objects painted large learn as before). The smallest share, as the processing size's
         rule takes it (``settings.RenderSettings.for_object``): an object painted small anywhere is segmented
         at the small objects' size and learns as they do."""
-        share = min(float((m > 0.5).mean()) for m in masks)
-        return self.hard_negatives if share < self.hard_negatives_below else 0.0
+        return self.hard_negatives if _smallest_share(masks) < self.hard_negatives_below else 0.0
+
+    def learning_rate_for(self, masks: list[np.ndarray]) -> float:
+        """The learning rate for a network learning the object of ``masks``, by the same rule:
+        ``learning_rate`` times ``small_object_lr`` where the object covers less than ``small_object_lr_below``
+        of the frame on one of them, else ``learning_rate``."""
+        small = _smallest_share(masks) < self.small_object_lr_below
+        return self.learning_rate * self.small_object_lr if small else self.learning_rate
+
+
+def _smallest_share(masks: list[np.ndarray]) -> float:
+    return min(float((m > 0.5).mean()) for m in masks)
 
 
 def validate_keyframe(rgb: np.ndarray, mask: np.ndarray, name: str = "keyframe") -> None:
@@ -167,16 +184,20 @@ def finetune(
 
         def sampler(step: int) -> list[tuple[torch.Tensor, ...]]:
             return [one(step) for one in samplers]
-        hard: float | tuple[float, ...] = tuple(
-            cfg.hard_negatives_for([kf[1][k] for kf in keyframes]) for k in range(n))
+        masks = [[kf[1][k] for kf in keyframes] for k in range(n)]
+        optim = cfg.optim(tuple(cfg.hard_negatives_for(m) for m in masks),
+                          tuple(cfg.learning_rate_for(m) for m in masks))
     else:
         sampler = _sampler(keyframes, cfg, device)
-        # one network for every object: the loss's hard negatives are a single object's (losses.py)
-        hard = cfg.hard_negatives_for([kf[1] for kf in keyframes]) if n == 1 else 0.0
+        # one network for every object: the loss's hard negatives and the smaller rate are a single object's
+        # (losses.py)
+        masks = [kf[1] for kf in keyframes]
+        optim = (cfg.optim(cfg.hard_negatives_for(masks), cfg.learning_rate_for(masks)) if n == 1
+                 else cfg.optim(0.0))
     t0 = time.monotonic()
     with shape_varying(device):
         run_training(
-            model, sampler, cfg.iterations, cfg.optim(hard), device, dtype, stage="finetune", progress=progress,
+            model, sampler, cfg.iterations, optim, device, dtype, stage="finetune", progress=progress,
             cancel=cancel, on_step=None if on_step is None else lambda step, _loss: on_step(step, model),
         )
     log.info("fine-tuned %d iterations in %.1f s on %s (%s)", cfg.iterations, time.monotonic() - t0, device, dtype)

@@ -22,10 +22,14 @@ from .selftrain import SelfTrainConfig
 
 # Learn Object Anywhere: the share of fine-tuning samples that show the object moved (docs/experiments.md, session 23).
 LEARN_ANYWHERE_SHARE = 0.5
-# Fine-tuning options kept for experiments (docs/experiments.md, session 30), left out of the engine recipe
-# while off: adding an option that is off changes nothing a render learns, so it must not make a resume
-# fine-tune and render every matte again.
-RECIPE_WHEN_ON = (("iou_weight",), ("augment", "warp"))
+# Fine-tuning options left out of the engine recipe while off (the value they hold then), with the fields that
+# only qualify them: adding an option that is off changes nothing a render learns, so it must not make a
+# resume fine-tune and render every matte again (docs/experiments.md, session 30).
+RECIPE_WHEN_ON: tuple[tuple[tuple[str, ...], float, tuple[str, ...]], ...] = (
+    (("iou_weight",), 0.0, ()),
+    (("augment", "warp"), 0.0, ()),
+    (("small_object_lr",), 1.0, ("small_object_lr_below",)),
+)
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,13 @@ class RenderSettings:
 
         def engine(cfg: Any) -> dict:
             out = {k: v for k, v in asdict(cfg).items() if k not in node}
-            for *parents, name in RECIPE_WHEN_ON:
+            for (*parents, name), off, qualifiers in RECIPE_WHEN_ON:
                 holder = out
                 for key in parents:
                     holder = holder.get(key, {})
-                if holder.get(name, None) == 0:
-                    del holder[name]
+                if name in holder and holder[name] == off:
+                    for key in (name, *qualifiers):
+                        holder.pop(key, None)
             if "coarse_size" in out and not cfg.coarse_steps:
                 out["coarse_size"] = 0  # no coarse steps at this size: the recipe of a render before they existed
             return out
@@ -166,6 +171,7 @@ class RenderSettings:
             "move": cfg.augment.move,
             "close_crop": [cfg.augment.close_crop, cfg.augment.close_crop_max, cfg.augment.close_crop_below],
             "hard_negatives": [cfg.hard_negatives, cfg.hard_negatives_below],
+            "small_object_lr": [cfg.small_object_lr, cfg.small_object_lr_below],
             "coarse_to_fine": [cfg.coarse_size, cfg.coarse_steps] if cfg.coarse_steps else [],
             "self_train_iterations": self.self_train_iterations if self_train_frames else 0,
             "self_train_frames": list(self_train_frames),

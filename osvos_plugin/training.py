@@ -29,7 +29,7 @@ PARENT_SIZE = 480
 class OptimConfig:
     """Optimiser settings; the loss is per-pixel normalised, so these do not depend on image size."""
 
-    learning_rate: float = 1e-4
+    learning_rate: float | tuple[float, ...] = 1e-4  # one value for each network of an ObjectNets, or one for all
     optimizer: str = "adam"  # adam | sgd
     momentum: float = 0.9
     weight_decay: float = 2e-4
@@ -53,13 +53,29 @@ def trainable_parameters(model: OSVOSNet, freeze_stages: int) -> list[torch.nn.P
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def make_optimizer(params: list[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+def parameter_groups(model: OSVOSNet, cfg: OptimConfig) -> list[torch.nn.Parameter] | list[dict]:
+    """What the optimiser steps: the trainable parameters, or with a learning rate per network (an
+    ``ObjectNets`` whose objects learn at their own rates) one parameter group per network."""
+    params = trainable_parameters(model, cfg.freeze_stages)
+    if not isinstance(cfg.learning_rate, tuple):
+        return params
+    nets = getattr(model, "nets", None)
+    if nets is None or len(nets) != len(cfg.learning_rate):
+        raise ValueError(f"learning_rate: {len(cfg.learning_rate)} values are for an ObjectNets of as many networks")
+    return [{"params": [p for p in net.parameters() if p.requires_grad], "lr": lr}
+            for net, lr in zip(nets, cfg.learning_rate, strict=True)]
+
+
+def make_optimizer(params: list[torch.nn.Parameter] | list[dict], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """The optimiser over ``params`` (parameters, or groups that carry their own ``lr``)."""
+    lr = max(cfg.learning_rate) if isinstance(cfg.learning_rate, tuple) else cfg.learning_rate
+    tensors = [p for g in params for p in g["params"]] if params and isinstance(params[0], dict) else params
     if cfg.optimizer == "adam":
         # fused: one kernel for all parameters instead of a dozen passes over them (BENCHMARKS.md)
-        fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
-        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=fused)
+        fused = all(p.device.type in ("cpu", "cuda") for p in tensors) or None
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}: expected adam or sgd")
 
 
@@ -94,7 +110,7 @@ def run_training(
     model.train()
     layout = training_memory_format(device, dtype)
     model.to(memory_format=layout)  # in place: an optimiser passed in keeps its parameters
-    params = trainable_parameters(model, cfg.freeze_stages)
+    params = parameter_groups(model, cfg)
     opt = optimizer or make_optimizer(params, cfg)
     base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
     for g, lr in zip(opt.param_groups, base_lrs, strict=True):

@@ -41,13 +41,10 @@ def test_confidence_floor_empties_unsure_frames_and_scores_hidden_and_visible_ap
     assert loop.confidence(np.zeros((2, 2), np.float32)) == 1.0
 
 
-@pytest.mark.slow
-def test_one_tiny_sequence_runs_the_whole_loop(tmp_path):
-    from osvos_plugin.network import OSVOSNet
-    from osvos_plugin.settings import RenderSettings
-
-    seq = tmp_path / "JPEGImages/480p/square"
-    ann = tmp_path / "Annotations/480p/square"
+def _square(root: Path) -> None:
+    """A five-frame DAVIS-layout shot: a red box moving right on grey."""
+    seq = root / "JPEGImages/480p/square"
+    ann = root / "Annotations/480p/square"
     seq.mkdir(parents=True)
     ann.mkdir(parents=True)
     for i in range(5):
@@ -57,6 +54,14 @@ def test_one_tiny_sequence_runs_the_whole_loop(tmp_path):
         img[mask > 0] = (30, 30, 220)
         cv2.imwrite(str(seq / f"{i:05d}.jpg"), img)
         cv2.imwrite(str(ann / f"{i:05d}.png"), mask)
+
+
+@pytest.mark.slow
+def test_one_tiny_sequence_runs_the_whole_loop(tmp_path):
+    from osvos_plugin.network import OSVOSNet
+    from osvos_plugin.settings import RenderSettings
+
+    _square(tmp_path)
     settings = RenderSettings.resolve({"iterations": 2, "continue_iterations": 1, "process_size": 64,
                                        "device": "cpu", "precision": "fp32", "flip_average": False})
     out = loop.run_sequence(OSVOSNet(), tmp_path, "square", settings)
@@ -64,3 +69,26 @@ def test_one_tiny_sequence_runs_the_whole_loop(tmp_path):
     assert 0.0 <= out["J_first"] <= 1.0 and 0.0 <= out["J_continued"] <= 1.0 and 0.0 <= out["J_full"] <= 1.0
     assert out["continue_s"] > 0 and out["full_s"] > 0
     assert [r["floor"] for r in out["confidence_floor"]] == [0.0, *loop.FLOORS]
+
+
+def test_the_loop_fine_tunes_with_the_fields_asked_and_can_leave_out_the_full_fine_tune(tmp_path, monkeypatch):
+    """``--finetune`` reaches every fine-tune of the loop (the first and the correction, which runs Continue
+    Iterations); ``--no-full`` leaves the full fine-tune out and says so with NaN."""
+    from osvos_plugin.network import OSVOSNet
+    from osvos_plugin.settings import RenderSettings
+
+    _square(tmp_path)
+    seen = []
+    real = loop.finetune
+
+    def recording(parent, keyframes, cfg, **kw):
+        seen.append((len(keyframes), cfg.iterations, cfg.small_object_lr, cfg.augment.move))
+        return real(parent, keyframes, cfg, **kw)
+
+    monkeypatch.setattr(loop, "finetune", recording)
+    settings = RenderSettings.resolve({"iterations": 2, "continue_iterations": 1, "process_size": 64,
+                                       "device": "cpu", "precision": "fp32", "flip_average": False})
+    overrides = loop.finetune_overrides("small_object_lr=0.25,augment.move=0.5")
+    out = loop.run_sequence(OSVOSNet(), tmp_path, "square", settings, overrides, full=False)
+    assert seen == [(1, 2, 0.25, 0.5), (2, 1, 0.25, 0.5)]
+    assert math.isnan(out["J_full"]) and math.isnan(out["full_s"]) and 0.0 <= out["J_continued"] <= 1.0

@@ -52,6 +52,15 @@ def _shot(root: Path, name: str = "square") -> list[np.ndarray]:
     return masks
 
 
+def test_finetune_fields_are_read_as_their_types_and_unknown_ones_refused():
+    got = bench.finetune_overrides("learning_rate=5e-5,seed=2,augment.move=0.5,augment.warp=0")
+    assert got == {"learning_rate": 5e-5, "seed": 2, "augment": {"move": 0.5, "warp": 0.0}}
+    assert type(got["seed"]) is int and bench.finetune_overrides("") == {}
+    for bad in ("learning_rat=1", "seed", "augment.nope=1"):
+        with pytest.raises(ValueError, match="not FIELD=VALUE"):
+            bench.finetune_overrides(bad)
+
+
 @pytest.fixture()
 def settings():
     # the tiny untrained parent is nowhere 0.95 sure: no Core Threshold, or every matte would be empty

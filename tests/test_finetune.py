@@ -223,6 +223,61 @@ def test_each_objects_network_weighs_hard_negatives_by_its_own_size():
     assert _same(nets.nets[1], plain.nets[1])
 
 
+@pytest.mark.parametrize("box, small", [((12, 20), True), ((40, 70), False)])
+def test_objects_painted_small_learn_at_the_smaller_rate(box, small):
+    """An object painted under ``small_object_lr_below`` (here 1.7%) learns exactly as at Learning Rate times
+    ``small_object_lr`` would; one painted larger (19%) exactly as at the Learning Rate."""
+    from osvos_plugin.network import OSVOSNet
+
+    rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
+    mask = _box_mask(90, 160, *box)
+    cfg = FinetuneConfig(iterations=3, small_object_lr=0.5, **SMALL)
+    want = cfg.learning_rate * 0.5 if small else cfg.learning_rate
+    assert cfg.learning_rate_for([mask]) == want
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    got = finetune(parent, [(rgb, mask)], cfg)
+    assert _same(got, finetune(parent, [(rgb, mask)], replace(cfg, learning_rate=want, small_object_lr=1.0)))
+    assert _same(got, finetune(parent, [(rgb, mask)], replace(cfg, small_object_lr=1.0))) != small
+
+
+def test_the_default_recipe_lowers_the_rate_for_objects_painted_small_only():
+    """By default an object painted small on one keyframe (the smallest share decides, as for hard negatives
+    and the processing size) learns at a lower rate than the Learning Rate; one painted large at it."""
+    small, large = _box_mask(90, 160, 12, 20), _box_mask(90, 160, 40, 70)
+    cfg = FinetuneConfig()
+    assert cfg.small_object_lr_below == cfg.hard_negatives_below == LARGE_OBJECT_SHARE
+    assert 0 < cfg.learning_rate_for([small, large]) < cfg.learning_rate
+    assert cfg.learning_rate_for([large, large]) == cfg.learning_rate
+
+
+def test_each_objects_network_learns_at_its_own_rate():
+    """One network per object: the small object's network learns at the smaller rate, the large one's exactly
+    as at the Learning Rate (the networks' parameters are apart in the optimiser)."""
+    from osvos_plugin.network import OSVOSNet
+
+    rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
+    small, large = _box_mask(90, 160, 12, 20), np.zeros((90, 160), np.float32)
+    large[40:80, 60:130] = 1.0
+    cfg = FinetuneConfig(iterations=3, small_object_lr=0.5, **SMALL)
+    torch.manual_seed(0)
+    parent = OSVOSNet()
+    nets = finetune(parent, [(rgb, np.stack([small, large]))], cfg)
+    alike = finetune(parent, [(rgb, np.stack([small, large]))], replace(cfg, small_object_lr=1.0))
+    assert not _same(nets.nets[0], alike.nets[0])
+    assert _same(nets.nets[1], alike.nets[1])
+    alone = finetune(parent, [(rgb, small)], cfg)  # the small object's network as its own fine-tune
+    assert _same(nets.nets[0], alone)
+
+
+def test_a_rate_per_network_is_refused_for_one_network():
+    from osvos_plugin.network import OSVOSNet
+    from osvos_plugin.training import OptimConfig, parameter_groups
+
+    with pytest.raises(ValueError, match="learning_rate: 2 values"):
+        parameter_groups(OSVOSNet(), OptimConfig(learning_rate=(1e-4, 5e-5)))
+
+
 def test_constant_schedule_snapshot_equals_a_shorter_run(demo_pair, tiny_parent):
     """With the constant schedule, step N of a long run is the N-step budget (what the budget sweep uses)."""
     parent, _ = load_checkpoint(tiny_parent)

@@ -183,3 +183,24 @@ def test_options_kept_for_experiments_change_the_engine_recipe_only_when_on(monk
     on = s.engine_recipe()["finetune"]
     assert on["iou_weight"] == 0.5 and on["augment"]["warp"] == 0.05
     assert {k: v for k, v in on.items() if k != "iou_weight"} != recipe  # the warp too
+
+
+def test_the_small_objects_learning_rate_is_in_the_recipe_unless_every_object_learns_at_the_learning_rate(
+        monkeypatch):
+    """Off (1: every object at the Learning Rate), the small objects' rate and the share it starts below leave
+    the recipe as it was before they existed; any other factor, or another share, is a recipe of its own (a
+    resume then fine-tunes afresh)."""
+    made = RenderSettings.finetune
+    s = RenderSettings.resolve({})
+
+    def recipe(**fields):
+        monkeypatch.setattr(RenderSettings, "finetune", lambda self: replace(made(self), **fields))
+        return s.engine_recipe()["finetune"]
+
+    off = recipe(small_object_lr=1.0)
+    assert "small_object_lr" not in off and "small_object_lr_below" not in off
+    assert "hard_negatives_below" in off  # the share the hard negatives start below is their own
+    half = recipe(small_object_lr=0.5)
+    assert (half["small_object_lr"], half["small_object_lr_below"]) == (0.5, 0.04)
+    assert {k: v for k, v in half.items() if not k.startswith("small_object_lr")} == off
+    assert recipe(small_object_lr=0.5, small_object_lr_below=0.02) != half != recipe(small_object_lr=0.25)
