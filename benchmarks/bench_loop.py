@@ -84,17 +84,21 @@ def _segment(model, settings: RenderSettings, frames: list[np.ndarray]) -> tuple
     return preds, confs
 
 
+def _with(cfg, overrides: dict):
+    overrides = dict(overrides)
+    return replace(cfg, augment=replace(cfg.augment, **overrides.pop("augment", {})), **overrides)
+
+
 def run_sequence(parent, root: Path, name: str, settings: RenderSettings, overrides: dict | None = None,
-                 full: bool = True) -> dict:
-    """The loop on one sequence; ``overrides``: FinetuneConfig fields for every fine-tune (``--finetune``);
-    ``full``: also the full fine-tune on both keyframes."""
+                 full: bool = True, continue_overrides: dict | None = None) -> dict:
+    """The loop on one sequence; ``overrides``: FinetuneConfig fields for every fine-tune (``--finetune``),
+    ``continue_overrides`` for the correction alone, on top of them (``--continue-finetune``); ``full``: also
+    the full fine-tune on both keyframes."""
     seq = load_sequence(root, name)
     frames = [f.astype(np.float32) / 255 for f in seq.frames]
     gts = [m > 127 for m in seq.masks]
     first = (frames[0], gts[0].astype(np.float32))
-    overrides = dict(overrides or {})
-    cfg = settings.finetune()
-    cfg = replace(cfg, augment=replace(cfg.augment, **overrides.pop("augment", {})), **overrides)
+    cfg = _with(settings.finetune(), overrides or {})
     out: dict = {"sequence": name, "frames": len(frames)}
 
     t = time.perf_counter()
@@ -115,7 +119,8 @@ def run_sequence(parent, root: Path, name: str, settings: RenderSettings, overri
     out.update(worst_frame=worst, J_worst_before=scores[worst])
 
     t = time.perf_counter()
-    continued = finetune(model, [first, second], replace(cfg, iterations=settings.continue_iterations))
+    continued = finetune(model, [first, second], _with(replace(cfg, iterations=settings.continue_iterations),
+                                                       continue_overrides or {}))
     out["continue_s"] = time.perf_counter() - t
     preds_c, _ = _segment(continued, settings, frames)
     inner = range(1, len(frames) - 1)
@@ -142,12 +147,15 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="Fine-tuning steps (default: plugin.json's)")
     ap.add_argument("--finetune", default="", metavar="FIELD=VALUE,...",
                     help="FinetuneConfig fields for every fine-tune, as bench_quality.py takes them")
+    ap.add_argument("--continue-finetune", default="", metavar="FIELD=VALUE,...",
+                    help="FinetuneConfig fields for the correction alone, on top of --finetune's")
     ap.add_argument("--no-full", dest="full", action="store_false",
                     help="Leave out the full fine-tune on both keyframes (the correction alone)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     try:
         overrides = finetune_overrides(args.finetune)
+        continue_overrides = finetune_overrides(args.continue_finetune)
     except ValueError as e:
         ap.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -159,7 +167,7 @@ def main() -> None:
                          "(osvos-train-parent --hold-out), or --allow-seen")
     settings = RenderSettings.resolve({} if args.iterations is None else {"iterations": args.iterations})
     root = args.davis_root or default_davis_root()
-    rows = [run_sequence(parent, root, name, settings, overrides, args.full) for name in names]
+    rows = [run_sequence(parent, root, name, settings, overrides, args.full, continue_overrides) for name in names]
     print("| sequence | J first render | worst frame (J) | J continued (s) | J full fine-tune (s) | flag P / R |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -167,8 +175,9 @@ def main() -> None:
               f"{r['J_continued']:.3f} ({r['continue_s']:.0f}) | {r['J_full']:.3f} ({r['full_s']:.0f}) | "
               f"{r['flag']['precision']:.2f} / {r['flag']['recall']:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"parent": args.parent, "settings": settings.as_params(),
-                                         "finetune": args.finetune, "rows": rows}, indent=1, default=float))
+        record = {"parent": args.parent, "settings": settings.as_params(), "finetune": args.finetune,
+                  "continue_finetune": args.continue_finetune, "rows": rows}
+        args.json.write_text(json.dumps(record, indent=1, default=float))
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ class FinetuneConfig:
     hard_negatives: float = 2.0
     hard_negatives_below: float = LARGE_OBJECT_SHARE
     # Objects painted under ``small_object_lr_below`` of the frame learn at ``small_object_lr`` times the
-    # Learning Rate: on objects painted small a lower rate won over three seeds, on objects painted large it
-    # lost (docs/experiments.md sessions 37 and 38). 1: every object at the Learning Rate.
+    # Learning Rate: on objects painted small a lower rate won over four seeds, on objects painted large it
+    # lost (docs/experiments.md sessions 37 and 38). 1: every object at the Learning Rate. One network shared
+    # by several objects learns at the Learning Rate, as it takes no hard negatives.
     small_object_lr: float = 0.5
     small_object_lr_below: float = LARGE_OBJECT_SHARE
     iou_weight: float = 0.0  # the Lovász hinge (an IoU surrogate) added to the loss at this weight (losses.py)

@@ -73,7 +73,8 @@ def test_one_tiny_sequence_runs_the_whole_loop(tmp_path):
 
 def test_the_loop_fine_tunes_with_the_fields_asked_and_can_leave_out_the_full_fine_tune(tmp_path, monkeypatch):
     """``--finetune`` reaches every fine-tune of the loop (the first and the correction, which runs Continue
-    Iterations); ``--no-full`` leaves the full fine-tune out and says so with NaN."""
+    Iterations), ``--continue-finetune`` the correction alone, over it; ``--no-full`` leaves the full fine-tune
+    out and says so with NaN."""
     from osvos_plugin.network import OSVOSNet
     from osvos_plugin.settings import RenderSettings
 
@@ -89,6 +90,7 @@ def test_the_loop_fine_tunes_with_the_fields_asked_and_can_leave_out_the_full_fi
     settings = RenderSettings.resolve({"iterations": 2, "continue_iterations": 1, "process_size": 64,
                                        "device": "cpu", "precision": "fp32", "flip_average": False})
     overrides = loop.finetune_overrides("small_object_lr=0.25,augment.move=0.5")
-    out = loop.run_sequence(OSVOSNet(), tmp_path, "square", settings, overrides, full=False)
-    assert seen == [(1, 2, 0.25, 0.5), (2, 1, 0.25, 0.5)]
+    out = loop.run_sequence(OSVOSNet(), tmp_path, "square", settings, overrides, full=False,
+                            continue_overrides=loop.finetune_overrides("small_object_lr=1.0"))
+    assert seen == [(1, 2, 0.25, 0.5), (2, 1, 1.0, 0.5)]  # the correction's own rate, the move kept
     assert math.isnan(out["J_full"]) and math.isnan(out["full_s"]) and 0.0 <= out["J_continued"] <= 1.0
