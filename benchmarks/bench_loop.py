@@ -155,7 +155,7 @@ def main() -> None:
     args = ap.parse_args()
     try:
         overrides = finetune_overrides(args.finetune)
-        continue_overrides = finetune_overrides(args.continue_finetune)
+        continue_overrides = finetune_overrides(args.continue_finetune, "--continue-finetune")
     except ValueError as e:
         ap.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -44,9 +44,9 @@ def _parsed(kind: type, value: str):
     return kind(value)
 
 
-def finetune_overrides(text: str) -> dict:
+def finetune_overrides(text: str, option: str = "--finetune") -> dict:
     """``--finetune FIELD=VALUE,...`` as FinetuneConfig fields (its AugmentConfig's under ``augment``), each
-    value as its field's type."""
+    value as its field's type; ``option`` names the option in messages."""
     overrides: dict = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
@@ -54,8 +54,12 @@ def finetune_overrides(text: str) -> dict:
         if key.startswith("augment."):  # a field of the fine-tuning's AugmentConfig, e.g. augment.move=0.5
             holder, cfg, name = overrides.setdefault("augment", {}), cfg.augment, key.removeprefix("augment.")
         if not sep or not hasattr(cfg, name):
-            raise ValueError(f"--finetune: {item!r} is not FIELD=VALUE of a FinetuneConfig field")
-        holder[name] = _parsed(type(getattr(cfg, name)), value)
+            raise ValueError(f"{option}: {item!r} is not FIELD=VALUE of a FinetuneConfig field")
+        kind = type(getattr(cfg, name))
+        try:
+            holder[name] = _parsed(kind, value)
+        except ValueError:
+            raise ValueError(f"{option}: {item!r}: {key} takes {kind.__name__} values") from None
     return overrides
 
 

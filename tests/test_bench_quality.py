@@ -59,6 +59,10 @@ def test_finetune_fields_are_read_as_their_types_and_unknown_ones_refused():
     for bad in ("learning_rat=1", "seed", "augment.nope=1"):
         with pytest.raises(ValueError, match="not FIELD=VALUE"):
             bench.finetune_overrides(bad)
+    with pytest.raises(ValueError, match="seed takes int values"):
+        bench.finetune_overrides("seed=two")
+    with pytest.raises(ValueError, match="^--continue-finetune: 'x=1'"):
+        bench.finetune_overrides("x=1", "--continue-finetune")
 
 
 @pytest.fixture()
