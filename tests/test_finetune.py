@@ -206,23 +206,6 @@ def test_an_object_painted_small_on_one_keyframe_takes_hard_negatives_as_its_pro
     assert cfg.hard_negatives_for([large, large]) == 0.0
 
 
-def test_each_objects_network_weighs_hard_negatives_by_its_own_size():
-    """One network per object: the small object's network learns with hard negatives, the large one's as
-    without, each as its single-object fine-tune would."""
-    from osvos_plugin.network import OSVOSNet
-
-    rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
-    small, large = _box_mask(90, 160, 12, 20), np.zeros((90, 160), np.float32)
-    large[40:80, 60:130] = 1.0
-    cfg = FinetuneConfig(iterations=3, **SMALL)
-    torch.manual_seed(0)
-    parent = OSVOSNet()
-    nets = finetune(parent, [(rgb, np.stack([small, large]))], cfg)
-    plain = finetune(parent, [(rgb, np.stack([small, large]))], replace(cfg, hard_negatives=0.0))
-    assert not _same(nets.nets[0], plain.nets[0])
-    assert _same(nets.nets[1], plain.nets[1])
-
-
 @pytest.mark.parametrize("box, small", [((12, 20), True), ((40, 70), False)])
 def test_objects_painted_small_learn_at_the_smaller_rate(box, small):
     """An object painted under ``small_object_lr_below`` (here 1.7%) learns exactly as at Learning Rate times
@@ -251,9 +234,11 @@ def test_the_default_recipe_lowers_the_rate_for_objects_painted_small_only():
     assert cfg.learning_rate_for([large, large]) == cfg.learning_rate
 
 
-def test_each_objects_network_learns_at_its_own_rate():
-    """One network per object: the small object's network learns at the smaller rate, the large one's exactly
-    as at the Learning Rate (the networks' parameters are apart in the optimiser)."""
+@pytest.mark.parametrize("off", [{"hard_negatives": 0.0}, {"small_object_lr": 1.0}])
+def test_each_objects_network_learns_by_its_own_objects_size(off):
+    """One network per object: the small object's network takes hard negatives and the smaller rate, the large
+    one's learns exactly as with either off (the networks' losses and parameters are apart), and the small
+    one's ends exactly as its own single-object fine-tune."""
     from osvos_plugin.network import OSVOSNet
 
     rgb = np.random.default_rng(0).random((90, 160, 3), dtype=np.float32)
@@ -263,11 +248,10 @@ def test_each_objects_network_learns_at_its_own_rate():
     torch.manual_seed(0)
     parent = OSVOSNet()
     nets = finetune(parent, [(rgb, np.stack([small, large]))], cfg)
-    alike = finetune(parent, [(rgb, np.stack([small, large]))], replace(cfg, small_object_lr=1.0))
-    assert not _same(nets.nets[0], alike.nets[0])
-    assert _same(nets.nets[1], alike.nets[1])
-    alone = finetune(parent, [(rgb, small)], cfg)  # the small object's network as its own fine-tune
-    assert _same(nets.nets[0], alone)
+    without = finetune(parent, [(rgb, np.stack([small, large]))], replace(cfg, **off))
+    assert not _same(nets.nets[0], without.nets[0])
+    assert _same(nets.nets[1], without.nets[1])
+    assert _same(nets.nets[0], finetune(parent, [(rgb, small)], cfg))
 
 
 def test_a_rate_per_network_is_refused_for_one_network():
