@@ -29,6 +29,7 @@ RECIPE_WHEN_ON: tuple[tuple[tuple[str, ...], float, tuple[str, ...]], ...] = (
     (("iou_weight",), 0.0, ()),
     (("augment", "warp"), 0.0, ()),
     (("small_object_lr",), 1.0, ("small_object_lr_below",)),
+    (("warmup",), 0.0, ()),
 )
 
 

@@ -40,10 +40,15 @@ class OptimConfig:
     # of an ObjectNets, or one for all
     hard_negatives: float | tuple[float, ...] = 0.0
     iou_weight: float = 0.0  # weight of the Lovász hinge on the fused output (losses.py), added to the loss
+    # the first ``warmup`` share of the steps ramp the rate up linearly (Adam's first steps, taken with no
+    # history of the gradient, are its largest: they can undo what the parent knows before the rate decays)
+    warmup: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}: expected cosine or constant")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup {self.warmup}: a share of the steps, at least 0 and below 1")
 
 
 def trainable_parameters(model: OSVOSNet, freeze_stages: int) -> list[torch.nn.Parameter]:
@@ -79,11 +84,14 @@ def make_optimizer(params: list[torch.nn.Parameter] | list[dict], cfg: OptimConf
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}: expected adam or sgd")
 
 
-def lr_factor(step: int, total: int, schedule: str) -> float:
+def lr_factor(step: int, total: int, schedule: str, warmup: float = 0.0) -> float:
+    """The rate's factor at ``step`` of ``total``: the schedule's, ramped up over the first ``warmup`` share."""
+    ramp = round(warmup * total)
+    up = (step + 1) / (ramp + 1) if step < ramp else 1.0
     if schedule == "constant" or total <= 1:
-        return 1.0
+        return up
     floor = 0.05
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / total))
+    return up * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / total)))
 
 
 def run_training(
@@ -121,7 +129,7 @@ def run_training(
         if is_cancelled(cancel):
             raise Cancelled(f"{stage} cancelled at step {step} of {steps}")
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-            g["lr"] = lr * lr_factor(step, steps, cfg.schedule)
+            g["lr"] = lr * lr_factor(step, steps, cfg.schedule, cfg.warmup)
         batch = sample(step)
         side_w = cfg.side_weight * (1.0 - step / steps if cfg.schedule == "cosine" else 1.0)
         if isinstance(batch, list):  # a batch per network of an ObjectNets: each object's own samples

@@ -285,6 +285,20 @@ def test_unknown_schedule_is_refused():
         FinetuneConfig(schedule="step").optim()
 
 
+def test_warmup_ramps_the_rate_up_over_its_share_of_the_steps_then_follows_the_schedule():
+    from osvos_plugin.training import lr_factor
+
+    plain = [lr_factor(s, 100, "cosine") for s in range(100)]
+    warm = [lr_factor(s, 100, "cosine", 0.1) for s in range(100)]
+    assert warm[10:] == plain[10:]
+    assert warm[0] == pytest.approx(plain[0] / 11)
+    assert all(a < b for a, b in zip(warm[:10], warm[1:11], strict=True))  # rising until the schedule takes over
+    assert lr_factor(2, 10, "constant", 0.5) == pytest.approx(3 / 6)
+    assert [lr_factor(s, 10, "constant", 0.0) for s in range(10)] == [1.0] * 10
+    with pytest.raises(ValueError, match="warmup"):
+        FinetuneConfig(warmup=1.0).optim()
+
+
 def _box_mask(h, w, box_h, box_w):
     m = np.zeros((h, w), np.float32)
     m[10:10 + box_h, 20:20 + box_w] = 1.0
