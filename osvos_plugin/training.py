@@ -40,8 +40,8 @@ class OptimConfig:
     # of an ObjectNets, or one for all
     hard_negatives: float | tuple[float, ...] = 0.0
     iou_weight: float = 0.0  # weight of the Lovász hinge on the fused output (losses.py), added to the loss
-    # the first ``warmup`` share of the steps ramp the rate up linearly (Adam's first steps, taken with no
-    # history of the gradient, are its largest: they can undo what the parent knows before the rate decays)
+    # the first ``warmup`` share of the steps ramp the rate up linearly; kept for experiments: on held-out
+    # shots of small objects it did not win (docs/experiments.md session 39)
     warmup: float = 0.0
 
     def __post_init__(self) -> None:

@@ -299,6 +299,22 @@ def test_warmup_ramps_the_rate_up_over_its_share_of_the_steps_then_follows_the_s
         FinetuneConfig(warmup=1.0).optim()
 
 
+def test_a_fine_tune_with_a_warmup_takes_its_first_step_at_the_ramps_share_of_the_rate(demo_pair, tiny_parent):
+    """Adam's first step moves each weight by a multiple of the rate: with a ramp of two steps (0.5 of four)
+    the first step is a third of the plain run's, on the same sample."""
+    parent, _ = load_checkpoint(tiny_parent)
+    pair = demo_pair(1001, long_side=64)
+    start = parent.fuse.weight.detach().clone()
+    first = {}
+    for warmup in (0.0, 0.5):
+        def keep(step, model, warmup=warmup):
+            if step == 0:
+                first[warmup] = model.fuse.weight.detach().clone() - start
+        finetune(parent, [pair], FinetuneConfig(iterations=4, warmup=warmup, **SMALL), on_step=keep)
+    assert first[0.0].abs().max() > 0
+    assert torch.allclose(first[0.5], first[0.0] / 3, rtol=1e-2, atol=1e-7)
+
+
 def _box_mask(h, w, box_h, box_w):
     m = np.zeros((h, w), np.float32)
     m[10:10 + box_h, 20:20 + box_w] = 1.0
