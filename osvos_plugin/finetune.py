@@ -55,6 +55,7 @@ class FinetuneConfig:
     small_object_lr_below: float = LARGE_OBJECT_SHARE
     iou_weight: float = 0.0  # the Lovász hinge (an IoU surrogate) added to the loss at this weight (losses.py)
     warmup: float = 0.0  # the first share of the steps ramp the rate up linearly (OptimConfig.warmup)
+    class_balance: float = 1.0  # the loss's class weights to this power (OptimConfig.class_balance)
     # The paper's scales, and two that zoom in (an object-centred window of the scale-1.0 size): an object
     # that comes closer than on the painted frame is still recognised. For a small object the largest zoom
     # grows until the object would span half the frame (at most 4x; see AugmentConfig.zoom_to), and its
@@ -79,7 +80,7 @@ class FinetuneConfig:
             learning_rate=self.learning_rate if learning_rate is None else learning_rate,
             optimizer=self.optimizer, freeze_stages=self.freeze_stages,
             schedule=self.schedule, hard_negatives=self.hard_negatives if hard_negatives is None else hard_negatives,
-            iou_weight=self.iou_weight, warmup=self.warmup,
+            iou_weight=self.iou_weight, warmup=self.warmup, class_balance=self.class_balance,
         )
 
     def hard_negatives_for(self, masks: list[np.ndarray]) -> float:

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 
 def class_balanced_bce(
-    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, hard_negatives: float = 0.0
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, hard_negatives: float = 0.0,
+    balance: float = 1.0,
 ) -> torch.Tensor:
     """The paper's loss: positives weighted by the share of negatives, negatives by the share of positives.
 
@@ -23,6 +24,10 @@ def class_balanced_bce(
     ``hard_negatives`` k > 0: a background pixel's loss is multiplied by 1 + k * p, p its predicted
     probability of being the object (not differentiated), so background the network takes for the object
     (a look-alike) weighs up to 1 + k times as much as background it already rejects (issue 16).
+
+    ``balance`` b: the two weights are beta ** b and (1 - beta) ** b; 1 is the paper's balance, 0 the plain
+    cross-entropy, between them a partial balance (a small object's positives outweigh its background by
+    less).
     """
     logits = logits.float()
     target = target.float()
@@ -34,13 +39,18 @@ def class_balanced_bce(
         loss_neg = loss_neg * (1.0 + hard_negatives * torch.sigmoid(logits.detach()))
     if weight is None:
         beta = 1.0 - target.mean(dim=dims, keepdim=True)  # share of negatives
-        per_pixel = beta * loss_pos + (1.0 - beta) * loss_neg
-        return per_pixel.mean(dim=dims).mean()
+        return _balanced(beta, loss_pos, loss_neg, balance).mean(dim=dims).mean()
     weight = weight.float()
     count = weight.sum(dim=dims, keepdim=True).clamp_min(1.0)
     beta = 1.0 - (target * weight).sum(dim=dims, keepdim=True) / count
-    per_pixel = (beta * loss_pos + (1.0 - beta) * loss_neg) * weight
+    per_pixel = _balanced(beta, loss_pos, loss_neg, balance) * weight
     return (per_pixel.sum(dim=dims, keepdim=True) / count).mean()
+
+
+def _balanced(beta: torch.Tensor, loss_pos: torch.Tensor, loss_neg: torch.Tensor, balance: float) -> torch.Tensor:
+    if balance == 1.0:
+        return beta * loss_pos + (1.0 - beta) * loss_neg
+    return beta.pow(balance) * loss_pos + (1.0 - beta).pow(balance) * loss_neg
 
 
 def class_balanced_ce(
@@ -99,20 +109,24 @@ def deep_supervision_loss(
     exclusive: bool = True,
     hard_negatives: float = 0.0,
     iou_weight: float = 0.0,
+    balance: float = 1.0,
 ) -> torch.Tensor:
     """Fused loss plus ``side_weight`` times the sum of the side-output losses (``weight``: see above), plus
     ``iou_weight`` times the fused output's ``lovasz_hinge`` (its channels as independent objects).
 
     ``exclusive`` False (one network per object): each object's own two-class loss, summed over the
-    objects, so each network learns exactly as a single-object fine-tune would. ``hard_negatives``: see
-    ``class_balanced_bce`` (one object a network, so not for a shared network of several objects)."""
+    objects, so each network learns exactly as a single-object fine-tune would. ``hard_negatives`` and
+    ``balance``: see ``class_balanced_bce`` (one object a network, so not for a shared network of several
+    objects)."""
     if exclusive and fused.shape[1] > 1:
         if hard_negatives > 0:
             raise ValueError("hard_negatives needs one network per object (object_networks per_object)")
+        if balance != 1.0:
+            raise ValueError("a partial class balance needs one network per object (object_networks per_object)")
         loss_fn = class_balanced_ce
     else:
         def loss_fn(logits: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-            return class_balanced_bce(logits, tgt, w, hard_negatives) * logits.shape[1]
+            return class_balanced_bce(logits, tgt, w, hard_negatives, balance) * logits.shape[1]
     loss = loss_fn(fused, target, weight)
     if side_weight > 0:
         loss = loss + side_weight * sum(loss_fn(s, target, weight) for s in sides)

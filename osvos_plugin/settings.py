@@ -30,6 +30,7 @@ RECIPE_WHEN_ON: tuple[tuple[tuple[str, ...], float, tuple[str, ...]], ...] = (
     (("augment", "warp"), 0.0, ()),
     (("small_object_lr",), 1.0, ("small_object_lr_below",)),
     (("warmup",), 0.0, ()),
+    (("class_balance",), 1.0, ()),
 )
 
 

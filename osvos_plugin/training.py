@@ -43,12 +43,15 @@ class OptimConfig:
     # the first ``warmup`` share of the steps ramp the rate up linearly; kept for experiments: on held-out
     # shots of small objects it did not win (docs/experiments.md session 39)
     warmup: float = 0.0
+    class_balance: float = 1.0  # exponent of the loss's class weights: 1 the paper's balance, 0 none (losses.py)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}: expected cosine or constant")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup {self.warmup}: a share of the steps, at least 0 and below 1")
+        if not 0.0 <= self.class_balance <= 1.0:
+            raise ValueError(f"class_balance {self.class_balance}: from 0 (no balance) to 1 (the paper's)")
 
 
 def trainable_parameters(model: OSVOSNet, freeze_stages: int) -> list[torch.nn.Parameter]:
@@ -139,7 +142,8 @@ def run_training(
                 with autocast(device, dtype):
                     fused, sides = net.forward_with_sides(image.contiguous(memory_format=layout))
                 loss = loss + deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
-                                                    hard_negatives=k, iou_weight=cfg.iou_weight)
+                                                    hard_negatives=k, iou_weight=cfg.iou_weight,
+                                                    balance=cfg.class_balance)
         else:
             image, mask, *weight = batch
             if isinstance(cfg.hard_negatives, tuple):
@@ -148,7 +152,8 @@ def run_training(
                 fused, sides = model.forward_with_sides(image.contiguous(memory_format=layout))
             loss = deep_supervision_loss(fused, sides, mask, side_w, weight[0] if weight else None,
                                          exclusive=getattr(model, "exclusive_objects", True),
-                                         hard_negatives=cfg.hard_negatives, iou_weight=cfg.iou_weight)
+                                         hard_negatives=cfg.hard_negatives, iou_weight=cfg.iou_weight,
+                                         balance=cfg.class_balance)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage}: the loss became {loss.item()} at step {step}; lower the learning rate."

@@ -315,6 +315,25 @@ def test_a_fine_tune_with_a_warmup_takes_its_first_step_at_the_ramps_share_of_th
     assert torch.allclose(first[0.5], first[0.0] / 3, rtol=1e-2, atol=1e-7)
 
 
+def test_a_fine_tune_passes_its_class_balance_to_every_loss_it_takes(demo_pair, tiny_parent, monkeypatch):
+    """The fused and side outputs' losses of every step take the fine-tune's partial class balance."""
+    import osvos_plugin.losses as losses
+
+    seen = []
+    real = losses.class_balanced_bce
+
+    def record(*args, **kwargs):
+        seen.append(args[4] if len(args) > 4 else kwargs.get("balance", 1.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "class_balanced_bce", record)
+    parent, _ = load_checkpoint(tiny_parent)
+    finetune(parent, [demo_pair(1001, long_side=64)], FinetuneConfig(iterations=2, class_balance=0.5, **SMALL))
+    assert len(seen) == 2 * 5 and set(seen) == {0.5}  # two steps, the fused output and four sides
+    with pytest.raises(ValueError, match="class_balance"):
+        FinetuneConfig(class_balance=1.5).optim()
+
+
 def _box_mask(h, w, box_h, box_w):
     m = np.zeros((h, w), np.float32)
     m[10:10 + box_h, 20:20 + box_w] = 1.0

@@ -14,6 +14,24 @@ def test_balanced_weights_match_formula():
     assert torch.allclose(class_balanced_bce(logits, target), expected, atol=1e-6)
 
 
+def test_partial_balance_weighs_each_class_by_its_weight_to_the_power():
+    """balance 0 is the plain cross-entropy; 0.5 weighs positives by sqrt(beta) and negatives by sqrt(1 - beta),
+    with and without an ignore weight."""
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]])
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    plain = F.binary_cross_entropy_with_logits(logits, target)
+    assert torch.allclose(class_balanced_bce(logits, target, balance=0.0), plain, atol=1e-6)
+    p = torch.sigmoid(logits)
+    half = (-(3 / 4) ** 0.5 * torch.log(p[0, 0, 0, 0])
+            - (1 / 4) ** 0.5 * torch.log(1 - p[0, 0, [0, 1, 1], [1, 0, 1]]).sum()) / 4
+    assert torch.allclose(class_balanced_bce(logits, target, balance=0.5), half, atol=1e-6)
+    weight = torch.ones_like(target)
+    assert torch.allclose(class_balanced_bce(logits, target, weight, balance=0.5), half, atol=1e-6)
+    assert torch.allclose(deep_supervision_loss(logits, [], target, 0.0, balance=0.5), half, atol=1e-6)
+    with pytest.raises(ValueError, match="one network per object"):
+        deep_supervision_loss(torch.zeros(1, 2, 2, 2), [], torch.zeros(1, 2, 2, 2), 0.0, balance=0.5)
+
+
 def test_stable_for_huge_logits_and_size_independent():
     t = torch.zeros(1, 1, 8, 8)
     t[..., :2, :2] = 1

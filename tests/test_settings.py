@@ -163,8 +163,9 @@ def test_an_object_painted_large_learns_its_first_half_at_the_parents_size():
 
 
 def test_options_kept_for_experiments_change_the_engine_recipe_only_when_on(monkeypatch):
-    """The Lovász hinge, the warp and the warm-up (off) leave the recipe a resume compares as it was before
-    they existed, so a kept model and its mattes still serve; turned on, they make a recipe of their own."""
+    """The Lovász hinge, the warp, the warm-up and a partial class balance (off) leave the recipe a resume
+    compares as it was before they existed, so a kept model and its mattes still serve; turned on, they make a
+    recipe of their own."""
     from dataclasses import fields as dc_fields
 
     from osvos_plugin.augment import AugmentConfig
@@ -173,16 +174,17 @@ def test_options_kept_for_experiments_change_the_engine_recipe_only_when_on(monk
     s = RenderSettings.resolve({})
     recipe = s.engine_recipe()["finetune"]
     node = {f.name for f in dc_fields(RenderSettings)}
-    assert set(recipe) == {f.name for f in dc_fields(FinetuneConfig)} - node - {"iou_weight", "warmup"}
+    assert set(recipe) == {f.name for f in dc_fields(FinetuneConfig)} - node - {"iou_weight", "warmup", "class_balance"}
     assert set(recipe["augment"]) == {f.name for f in dc_fields(AugmentConfig)} - {"warp"}
     assert recipe["augment"]["move"] == 0.0  # the other options stay in, off or on, as before
     made = RenderSettings.finetune
     monkeypatch.setattr(RenderSettings, "finetune",
-                        lambda self: replace(made(self), iou_weight=0.5, warmup=0.1,
+                        lambda self: replace(made(self), iou_weight=0.5, warmup=0.1, class_balance=0.5,
                                              augment=replace(made(self).augment, warp=0.05)))
     on = s.engine_recipe()["finetune"]
-    assert on["iou_weight"] == 0.5 and on["warmup"] == 0.1 and on["augment"]["warp"] == 0.05
-    assert {k: v for k, v in on.items() if k not in ("iou_weight", "warmup")} != recipe  # the warp too
+    assert on["iou_weight"] == 0.5 and on["warmup"] == 0.1 and on["class_balance"] == 0.5
+    assert on["augment"]["warp"] == 0.05
+    assert {k: v for k, v in on.items() if k not in ("iou_weight", "warmup", "class_balance")} != recipe  # the warp too
 
 
 def test_the_small_objects_learning_rate_is_in_the_recipe_unless_every_object_learns_at_the_learning_rate(
