@@ -43,7 +43,9 @@ class OptimConfig:
     # the first ``warmup`` share of the steps ramp the rate up linearly; kept for experiments: on held-out
     # shots of small objects it did not win (docs/experiments.md session 39)
     warmup: float = 0.0
-    class_balance: float = 1.0  # exponent of the loss's class weights: 1 the paper's balance, 0 none (losses.py)
+    # exponent of the loss's class weights: 1 the paper's balance, 0 none (losses.py); kept for experiments: half
+    # the balance lost on held-out shots of small objects (docs/experiments.md session 40)
+    class_balance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
