@@ -316,7 +316,8 @@ def test_a_fine_tune_with_a_warmup_takes_its_first_step_at_the_ramps_share_of_th
 
 
 def test_a_fine_tune_passes_its_class_balance_to_every_loss_it_takes(demo_pair, tiny_parent, monkeypatch):
-    """The fused and side outputs' losses of every step take the fine-tune's partial class balance."""
+    """The fused and side outputs' losses of every step take the fine-tune's partial class balance, with one
+    network and with a network per object."""
     import osvos_plugin.losses as losses
 
     seen = []
@@ -328,8 +329,15 @@ def test_a_fine_tune_passes_its_class_balance_to_every_loss_it_takes(demo_pair, 
 
     monkeypatch.setattr(losses, "class_balanced_bce", record)
     parent, _ = load_checkpoint(tiny_parent)
-    finetune(parent, [demo_pair(1001, long_side=64)], FinetuneConfig(iterations=2, class_balance=0.5, **SMALL))
+    rgb, mask = demo_pair(1001, long_side=64)
+    cfg = FinetuneConfig(iterations=2, class_balance=0.5, **SMALL)
+    finetune(parent, [(rgb, mask)], cfg)
     assert len(seen) == 2 * 5 and set(seen) == {0.5}  # two steps, the fused output and four sides
+    seen.clear()
+    second = np.zeros_like(mask)
+    second[:8, :8] = 1.0
+    nets = finetune(parent, [(rgb, np.stack([mask, second]))], replace(cfg, object_networks="per_object"))
+    assert len(nets.nets) == 2 and len(seen) == 2 * 2 * 5 and set(seen) == {0.5}  # each network's losses
     with pytest.raises(ValueError, match="class_balance"):
         FinetuneConfig(class_balance=1.5).optim()
 
