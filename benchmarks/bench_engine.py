@@ -8,6 +8,8 @@ same run. Run: ``.venv/bin/python benchmarks/bench_engine.py [--device cuda] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import platform
 import statistics
 import time
@@ -180,6 +182,90 @@ def layout_comparison(repeats: int, finetune_steps: int) -> list[dict]:
     return rows
 
 
+def compile_comparison(repeats: int, finetune_steps: int) -> list[dict]:
+    """``torch.compile`` against eager on the CPU, in the precision ``auto`` picks here: a fine-tuning step
+    (conv1 frozen, the training layout) at one fixed 368x208 crop, then at a new random crop each step as
+    fine-tuning draws them (``dynamic=True``); a flip-averaged frame (a batch of 2 at 480x270) in int8 and
+    in bf16 (Inductor's ``freezing`` on). The first call holds the compilation (from an empty cache: a new
+    cache folder for the run); the median, the steady cost; the total, every recompilation too."""
+    import os
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="osvos-inductor-")
+    import torch._inductor.config as inductor_config
+
+    from osvos_plugin.device import resolve_precision
+    from osvos_plugin.losses import deep_supervision_loss
+    from osvos_plugin.quantize import quantize_for_cpu
+    from osvos_plugin.training import trainable_parameters
+
+    device = torch.device("cpu")
+    dtype = resolve_precision("auto", device)
+    layout = training_memory_format(device, dtype)
+    rows = []
+
+    def timed(fn, n: int) -> tuple[float, float, float]:
+        times = []
+        for i in range(n):
+            t = time.perf_counter()
+            fn(i)
+            times.append(time.perf_counter() - t)
+        return times[0], statistics.median(times[1:]), sum(times)
+
+    for shapes, n in (("fixed", max(finetune_steps, 10)), ("random", max(finetune_steps, 10))):
+        sizes = np.random.default_rng(1).integers((150, 250), (270, 480), size=(n, 2))
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            net = prepare_model(OSVOSNet(), device).to(memory_format=layout).train()
+            opt = torch.optim.SGD(trainable_parameters(net, 1), lr=1e-8, momentum=0.9)
+
+            def loss_of(x: torch.Tensor, y: torch.Tensor, net=net) -> torch.Tensor:
+                with autocast(device, dtype):
+                    fused, sides = net.forward_with_sides(x)
+                return deep_supervision_loss(fused, sides, y, 1.0)
+
+            loss_fn = torch.compile(loss_of, dynamic=shapes == "random") if compiled else loss_of
+
+            def step(i: int, loss_fn=loss_fn, opt=opt, sizes=sizes, shapes=shapes) -> None:
+                h, w = (208, 368) if shapes == "fixed" else (int(sizes[i][0]), int(sizes[i][1]))
+                x = torch.rand(1, 3, h, w).contiguous(memory_format=layout)
+                y = (torch.rand(1, 1, h, w) > 0.9).float()
+                opt.zero_grad(set_to_none=True)
+                loss_fn(x, y).backward()
+                opt.step()
+
+            first, steady, total = timed(step, n)
+            rows.append({"what": f"fine-tuning step, {dtype}, {shapes} crops, {n} steps",
+                         "mode": "compiled" if compiled else "eager", "first": first, "s": steady, "total": total})
+    x = torch.rand(2, 3, 270, 480)
+    net = OSVOSNet().eval()
+    inductor_config.freezing = True
+    for what in ("int8", "bf16"):
+        for compiled in (False, True):
+            if what == "int8":
+                model, inp, ctx = quantize_for_cpu(net, 480), x, torch.inference_mode
+            else:
+                model = prepare_model(copy.deepcopy(net), device)
+                inp = x.contiguous(memory_format=torch.channels_last)
+
+                def ctx() -> contextlib.ExitStack:
+                    stack = contextlib.ExitStack()
+                    stack.enter_context(torch.inference_mode())
+                    stack.enter_context(autocast(device, torch.bfloat16))
+                    return stack
+            run = torch.compile(model) if compiled else model
+
+            def frame(_i: int, run=run, inp=inp, ctx=ctx) -> None:
+                with ctx():
+                    run(inp)
+
+            n = max(repeats, 10)
+            first, steady, total = timed(frame, n)
+            rows.append({"what": f"flip-averaged frame, 480x270, {what}, {n} frames",
+                         "mode": "compiled" if compiled else "eager", "first": first, "s": steady, "total": total})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -189,6 +275,8 @@ def main() -> None:
                     help="Only a fine-tuning step's arithmetic and time (480x270, fp32) against VGG16's")
     ap.add_argument("--layouts", action="store_true",
                     help="Only training's layouts on the CPU (channels_last against NCHW) and AdamW plain or fused")
+    ap.add_argument("--compile", action="store_true",
+                    help="Only torch.compile against eager on the CPU: fine-tuning steps and inferred frames")
     args = ap.parse_args()
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
@@ -197,6 +285,12 @@ def main() -> None:
         print("| 480x270, fp32 | GFLOP | s | GFLOP/s |\n|---|---|---|---|")
         for r in step_arithmetic(device, args.repeats):
             print(f"| {r['what']} | {r['gflop']:.1f} | {r['s']:.2f} | {r['gflop'] / r['s']:.0f} |")
+        return
+    if args.compile:
+        print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+        print("| CPU | mode | first call (s) | then, median (s) | all calls (s) |\n|---|---|---|---|---|")
+        for r in compile_comparison(args.repeats, args.finetune_steps):
+            print(f"| {r['what']} | {r['mode']} | {r['first']:.2f} | {_seconds(r['s'])} | {r['total']:.1f} |")
         return
     if args.layouts:
         print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}; training_memory_format picks "
