@@ -182,16 +182,50 @@ def layout_comparison(repeats: int, finetune_steps: int) -> list[dict]:
     return rows
 
 
+_PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def compile_comparison(repeats: int, finetune_steps: int) -> list[dict]:
     """``torch.compile`` against eager on the CPU, in the precision ``auto`` picks here: a fine-tuning step
     (conv1 frozen, the training layout) at one fixed 368x208 crop, then at a new random crop each step as
     fine-tuning draws them (``dynamic=True``); a flip-averaged frame (a batch of 2 at 480x270) in int8 and
     in bf16 (Inductor's ``freezing`` on). The first call holds the compilation (from an empty cache: a new
-    cache folder for the run); the median, the steady cost; the total, every recompilation too."""
+    cache folder for the run, removed after); the median, the steady cost; the total, every recompilation
+    too."""
+    with _empty_inductor_cache():
+        return _compile_rows(repeats, finetune_steps)
+
+
+@contextlib.contextmanager
+def _empty_inductor_cache():
+    """Inductor with an empty cache in a temporary folder, so the first call holds the whole compilation; the
+    folder removed, ``TORCHINDUCTOR_CACHE_DIR`` and Inductor's ``freezing`` put back after. Inductor keeps its
+    precompiled C++ headers in the default cache folder whatever the variable says (a path fixed when it is
+    imported), so those paths are pointed into the temporary folder too."""
     import os
     import tempfile
+    from unittest import mock
 
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="osvos-inductor-")
+    import torch._inductor.codecache
+    import torch._inductor.config as inductor_config
+
+    before, freezing = os.environ.get("TORCHINDUCTOR_CACHE_DIR"), inductor_config.freezing
+    with tempfile.TemporaryDirectory(prefix="osvos-inductor-") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        headers = os.path.join(cache, "precompiled_headers")
+        try:
+            with mock.patch.multiple(torch._inductor.codecache, _HEADER_DIR=headers,
+                                     _HEADER_LOCK_DIR=os.path.join(headers, "locks")):
+                yield
+        finally:
+            inductor_config.freezing = freezing
+            if before is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+
+
+def _compile_rows(repeats: int, finetune_steps: int) -> list[dict]:
     import torch._inductor.config as inductor_config
 
     from osvos_plugin.device import resolve_precision
@@ -235,7 +269,8 @@ def compile_comparison(repeats: int, finetune_steps: int) -> list[dict]:
                 opt.step()
 
             first, steady, total = timed(step, n)
-            rows.append({"what": f"fine-tuning step, {dtype}, {shapes} crops, {n} steps",
+            crops = "fixed crop" if shapes == "fixed" else "random crops"
+            rows.append({"what": f"fine-tuning step, {_PRECISION_NAMES[dtype]}, {crops}, {n} steps",
                          "mode": "compiled" if compiled else "eager", "first": first, "s": steady, "total": total})
     x = torch.rand(2, 3, 270, 480)
     net = OSVOSNet().eval()
