@@ -60,6 +60,9 @@ class InferenceConfig:
     # processing size; such a frame is segmented again smaller (``grown_scale``), where the object appears
     # at a size it was taught (the model's ``taught_extent``; a model without one rescales no frame).
     grown_rescale: bool = default("grown_object_rescale")
+    # Each frame also segmented with its long side at this many pixels (0: off), the two probabilities averaged
+    # with SECOND_PASS_WEIGHT on this one's: the network sees the object at two sizes and their errors differ.
+    second_pass_size: int = default("second_pass_size")
 
 
 # The guided filter's window is this many processing-size pixels (the network's edge is uncertain by about
@@ -75,6 +78,10 @@ GROWN_LIMIT = 0.8
 # Which rule picks a grown frame's answer, recorded in the mattes' fingerprint when the option is on: a matte made by
 # an earlier rule (before session 33 the smaller answer was taken unchecked) must not pass for this one's on resume.
 GROWN_RULE = "outline-checked"
+
+# The second pass's share of the averaged probability (the processing size's: the rest); docs/experiments.md,
+# session 42.
+SECOND_PASS_WEIGHT = 1 / 3
 
 
 def grown_scale(extent: float, taught: float) -> float:
@@ -133,6 +140,8 @@ class Segmenter:
             raise ValueError(f"core threshold must be in [0, 1), got {self.cfg.core_threshold}")
         if self.cfg.edge_softness < 0:
             raise ValueError(f"edge_softness must be >= 0, got {self.cfg.edge_softness}")
+        if self.cfg.second_pass_size < 0:
+            raise ValueError(f"second_pass_size must be >= 0 (0: off), got {self.cfg.second_pass_size}")
         self._warned_small_guide = False
         self.device = resolve_device(self.cfg.device)
         self._edges_on_device = self.device.type != "cpu"  # the guided filter: OpenCV is fastest on a CPU
@@ -197,14 +206,24 @@ class Segmenter:
         x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
         out_h, out_w = out_size or (h, w)
         probs = self._probabilities(frames, batch, x, (out_h, out_w))
+        side = self.cfg.second_pass_size
+        if side > 0 and side != max(size):
+            rescaled = self._rescaled  # what ``stream`` reports: the processing size's pass
+            second = resize(batch, fit_long_side(h, w, side)).to(self.dtype)
+            second = second.contiguous(memory_format=torch.channels_last)
+            more = self._probabilities(frames, batch, second, (out_h, out_w), self._model_at(side))
+            probs = [(1 - SECOND_PASS_WEIGHT) * p + SECOND_PASS_WEIGHT * q for p, q in zip(probs, more, strict=True)]
+            self._rescaled = rescaled
         return self._snapped(frames, x, probs) if self.cfg.boundary_snap else probs
 
     def _probabilities(self, frames: list[np.ndarray], plates: torch.Tensor, x: torch.Tensor,
-                       out_size: tuple[int, int]) -> list[np.ndarray]:
+                       out_size: tuple[int, int], model: torch.nn.Module | None = None) -> list[np.ndarray]:
+        """The probabilities at ``out_size`` of ``x``, the frames at the size ``model`` (by default the
+        processing size's) runs at."""
         # One pass without edges is upsampled as logits; otherwise as probabilities, since flip averaging
         # averages probabilities (not the logits, so one confident view cannot outvote the other).
         as_logits = not (self.cfg.edge_refine or self.cfg.flip_average)
-        scores = self._regrown(plates, x, self._scores(self.model, x, as_logits), as_logits)
+        scores = self._regrown(plates, x, self._scores(model or self.model, x, as_logits), as_logits)
         if self.cfg.edge_refine:
             return self._refined(frames, plates, scores, out_size)
         if scores.shape[-2:] != out_size:

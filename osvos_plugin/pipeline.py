@@ -124,8 +124,9 @@ def _render(job: RenderJob, plan: RenderPlan, t0: float, progress: ProgressFn | 
     # The check decodes every frame that will be read anyway, so it keeps them in ``prepared``, shrunk
     # and colour-converted, and neither self-training nor inference decodes the shot a second time. Edge
     # refinement and boundary snapping need the plate at full size (the guide; the regions' colours): then
-    # the network shrinks the frames itself.
-    keep_size = None if s.edge_refine or s.boundary_snap else s.process_size or None
+    # the network shrinks the frames itself. A Second Pass Size above the processing size keeps them that large.
+    keep_size = (None if s.edge_refine or s.boundary_snap or s.process_size <= 0
+                 else max(s.process_size, s.second_pass_size))
     with PreparedPlates(plan.to_decode, colorspace=s.input_colorspace, max_size=keep_size) as prepared:
         infos = _check_plates(plan, prepared, progress, cancel)
         log.info("%d frames in range, %d to render (%d decoded ahead)", len(plan.frames), len(plan.todo),

@@ -57,6 +57,7 @@ class RenderSettings:
     large_object_scale: float
     grown_object_rescale: bool
     flip_average: bool
+    second_pass_size: int
     soft_matte: bool
     threshold: float
     core_threshold: float
@@ -137,6 +138,7 @@ class RenderSettings:
             device=self.device, precision=self.precision,
             edge_refine=self.edge_refine, edge_grow=self.edge_grow, edge_softness=self.edge_softness,
             boundary_snap=self.boundary_snap, overlap=self.object_overlap, grown_rescale=self.grown_object_rescale,
+            second_pass_size=self.second_pass_size,
         )
 
     def engine_recipe(self) -> dict:
