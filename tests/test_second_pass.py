@@ -96,6 +96,7 @@ def test_render_with_a_second_pass_matches_the_square_and_is_not_kept_stale(tmp_
     """End to end with the shipped parent: the mattes with a second pass at 160 px match the square; a second
     render into the same folder with the pass turned off re-renders every frame rather than keep the old ones."""
     from osvos_plugin.cli.render import main as render_main
+    from osvos_plugin.device import int8_engine
     from osvos_plugin.io import read_mask
 
     masks = _square_shot(tmp_path)
@@ -107,6 +108,9 @@ def test_render_with_a_second_pass_matches_the_square_and_is_not_kept_stale(tmp_
     for f, truth in enumerate(masks, 1):
         matte = read_mask(tmp_path / "out" / f"m.{f}.png", allow_empty=True) >= 0.5
         assert (matte & truth).sum() / (matte | truth).sum() > 0.9, f"frame {f}"
+    if int8_engine() is not None:  # int8 calibrates the network at the second size too, kept beside the first
+        names = sorted(p.name.split(".int8")[1] for p in tmp_path.rglob("*.int8*.safetensors"))
+        assert names == ["-160px.safetensors", ".safetensors"], names
     capsys.readouterr()
     assert render_main(base) == 0
     text = capsys.readouterr().out
