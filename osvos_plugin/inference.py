@@ -150,7 +150,7 @@ class Segmenter:
         self._source, self._int8_cache = model, int8_cache
         self.model = self._prepared(self.cfg.process_size, int8_cache)
         self._scaled: dict[int, torch.nn.Module] = {}  # by long side: the network for grown objects' frames
-        self.regrown = 0  # frames segmented again at a smaller scale (``grown_rescale``)
+        self.regrown = 0  # frames segmented again at a smaller scale (``grown_rescale``), by either pass
         self._rescaled: list[int | None] = []  # the last batch's: the long side each frame was segmented again at
         self.rescaled_to: int | None = None  # the frame ``stream`` handed out last: the side it was segmented again at
         self._object_probabilities = getattr(self.model, "probabilities", object_probabilities)
