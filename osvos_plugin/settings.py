@@ -85,6 +85,10 @@ class RenderSettings:
                 f"plugin.json and RenderSettings disagree: {sorted(set(values) ^ names)}; a parameter added to "
                 "one must be added to the other."
             )
+        smallest = int(load_manifest().parameter("process_size").min)
+        if 0 < values["second_pass_size"] < smallest:  # the manifest's range has to let 0 (off) through
+            raise InputError(f"second_pass_size {values['second_pass_size']}: 0 (off) or at least {smallest} px, "
+                             "the smallest Processing Size; set it to 0 or a size such as 640")
         return cls(**values)
 
     def as_params(self) -> dict[str, Any]:

@@ -115,3 +115,13 @@ def test_render_with_a_second_pass_matches_the_square_and_is_not_kept_stale(tmp_
     assert render_main(base) == 0
     text = capsys.readouterr().out
     assert "4 frames written, 0 kept" in text and "4 were rendered with another model or other settings" in text, text
+
+
+def test_a_second_pass_too_small_for_the_network_is_refused_before_any_work():
+    from osvos_plugin.errors import InputError
+    from osvos_plugin.settings import RenderSettings
+
+    assert RenderSettings.resolve({"second_pass_size": 0}).second_pass_size == 0
+    assert RenderSettings.resolve({"second_pass_size": 64}).second_pass_size == 64
+    with pytest.raises(InputError, match="second_pass_size 10: 0 .off. or at least 64 px"):
+        RenderSettings.resolve({"second_pass_size": 10})
