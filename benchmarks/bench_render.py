@@ -7,7 +7,8 @@ Two shots, each rendered by a fresh ``osvos-render`` process on the chosen devic
 * ``exr``: N synthesised 1920x1080 half-float EXR frames (``bench_io``'s plates), inference only with the
   demo's fine-tuned model (``--load-model``: a farm's render task).
 
-Each row gives the process's wall time and the render's own split (its summary line: fine-tuning,
+``--second-pass-size N`` adds two inference-only renders of the shot from its model, without and with a
+second pass at N px, back to back. Each row gives the process's wall time and the render's own split (its summary line: fine-tuning,
 inference). Prints a Markdown table for BENCHMARKS.md; ``--json`` keeps the figures.
 Run: ``.venv/bin/python benchmarks/bench_render.py [--device cuda] [--frames 100] [--json out.json]``.
 """
@@ -50,9 +51,11 @@ def render(args: list[str], device: str, precision: str = "auto") -> dict:
 
 
 def bench(workdir: Path, frames: int, device: str, shot: tuple[str, str, str] | None = None,
-          batch: int = 0, parent: str | None = None, precision: str = "auto") -> list[dict]:
+          batch: int = 0, parent: str | None = None, precision: str = "auto", second_pass: int = 0) -> list[dict]:
     """``shot``: (plate pattern, mask, mask frame) of a JPEG/PNG shot instead of the bundled demo; ``batch``:
-    also render that shot again from its model (inference only) with this batch size."""
+    also render that shot again from its model (inference only) with this batch size; ``second_pass``: also
+    render it again from its model with and without Second Pass Size at that many pixels, back to back, so
+    that the two inference times compare within one run."""
     model = workdir / "shot.safetensors"
     plate, mask, mask_frame = shot or (str(DEMO / "plate" / "bear.####.jpg"), str(DEMO / "truth" / "bear.1001.png"),
                                        "1001")
@@ -64,6 +67,12 @@ def bench(workdir: Path, frames: int, device: str, shot: tuple[str, str, str] | 
         again = render([plate, "--load-model", str(model), "--batch-size", str(batch),
                         "-o", str(workdir / "again" / "m.####.exr")], device, precision)
         rows.append({"shot": f"{name}: the same, inference only, batch {batch}", **again})
+    if second_pass:
+        for size in (0, second_pass):
+            again = render([plate, "--load-model", str(model), "--second-pass-size", str(size),
+                            "-o", str(workdir / f"pass{size}" / "m.####.exr")], device, precision)
+            label = f"second pass at {size} px" if size else "no second pass"
+            rows.append({"shot": f"{name}: the same, inference only, {label}", **again})
     plates = workdir / "plates"
     plates.mkdir(exist_ok=True)
     synthesise(plates, frames)
@@ -101,13 +110,15 @@ def main() -> None:
     ap.add_argument("--parent", default=None, help="Parent to fine-tune from (default: the shipped one)")
     ap.add_argument("--batch", type=int, default=0, help="Also render the shot from its model with this batch size")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"))
+    ap.add_argument("--second-pass-size", type=int, default=0,
+                    help="Also render the shot from its model without and with this Second Pass Size")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="osvos-bench-render-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = bench(workdir, args.frames, args.device, tuple(args.shot) if args.shot else None, args.batch,
-                     args.parent, args.precision)
+                     args.parent, args.precision, args.second_pass_size)
     machine = device_line(args.device)
     print(f"\n{machine}; device {args.device}, precision {args.precision}\n")
     print("| shot | process wall (s) | render (s) | fine-tune (s) | inference (s) | frames/s (inference) |")
