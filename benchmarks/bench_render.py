@@ -8,8 +8,8 @@ Two shots, each rendered by a fresh ``osvos-render`` process on the chosen devic
   demo's fine-tuned model (``--load-model``: a farm's render task).
 
 ``--second-pass-size N`` adds two inference-only renders of the shot from its model, without and with a
-second pass at N px, back to back. Each row gives the process's wall time and the render's own split (its summary line: fine-tuning,
-inference). Prints a Markdown table for BENCHMARKS.md; ``--json`` keeps the figures.
+second pass at N px, back to back. Each row gives the process's wall time and the render's own split (its
+summary line: fine-tuning, inference). Prints a Markdown table for BENCHMARKS.md; ``--json`` keeps the figures.
 Run: ``.venv/bin/python benchmarks/bench_render.py [--device cuda] [--frames 100] [--json out.json]``.
 """
 
