@@ -88,7 +88,7 @@ class RenderSettings:
         smallest = int(load_manifest().parameter("process_size").min)
         if 0 < values["second_pass_size"] < smallest:  # the manifest's range has to let 0 (off) through
             raise InputError(f"second_pass_size {values['second_pass_size']}: 0 (off) or at least {smallest} px, "
-                             "the smallest Processing Size; set it to 0 or a size such as 640")
+                             "the smallest Processing Size; set it to 0 or a size such as 560")
         return cls(**values)
 
     def as_params(self) -> dict[str, Any]:
