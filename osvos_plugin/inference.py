@@ -143,6 +143,7 @@ class Segmenter:
         if self.cfg.second_pass_size < 0:
             raise ValueError(f"second_pass_size must be >= 0 (0: off), got {self.cfg.second_pass_size}")
         self._warned_small_guide = False
+        self._warned_second_cap = False
         self.device = resolve_device(self.cfg.device)
         self._edges_on_device = self.device.type != "cpu"  # the guided filter: OpenCV is fastest on a CPU
         self._precision = inference_precision(self.cfg.precision, self.device)
@@ -206,7 +207,7 @@ class Segmenter:
         x = resize(batch, size).to(self.dtype).contiguous(memory_format=torch.channels_last)
         out_h, out_w = out_size or (h, w)
         probs = self._probabilities(frames, batch, x, (out_h, out_w))
-        side = self.cfg.second_pass_size
+        side = self._second_side(max(out_h, out_w))
         if side > 0 and side != max(size):
             rescaled = self._rescaled  # what ``stream`` reports: the processing size's pass
             second = resize(batch, fit_long_side(h, w, side)).to(self.dtype)
@@ -215,6 +216,17 @@ class Segmenter:
             probs = [(1 - SECOND_PASS_WEIGHT) * p + SECOND_PASS_WEIGHT * q for p, q in zip(probs, more, strict=True)]
             self._rescaled = rescaled
         return self._snapped(frames, x, probs) if self.cfg.boundary_snap else probs
+
+    def _second_side(self, plate_side: int) -> int:
+        """The long side of the second pass (0: none): Second Pass Size, but never above the plate's own long
+        side, where an enlarged plate would show the network nothing new and cost time."""
+        side = self.cfg.second_pass_size
+        if side > plate_side:
+            if not self._warned_second_cap:
+                log.info("second pass at the plate's %d px long side, not the %d px asked for", plate_side, side)
+                self._warned_second_cap = True
+            side = plate_side
+        return side
 
     def _probabilities(self, frames: list[np.ndarray], plates: torch.Tensor, x: torch.Tensor,
                        out_size: tuple[int, int], model: torch.nn.Module | None = None) -> list[np.ndarray]:

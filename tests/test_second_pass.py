@@ -3,6 +3,8 @@ second pass's); the average itself, an exact stand-in, and a render end to end."
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,28 @@ def test_the_second_pass_decides_where_the_first_is_unsure():
     assert sorted(set(net.sizes)) == [(72, 96), (96, 128)]
     # sure at 96 px: 2/3 x 0.5 + 1/3 x 1 = 0.67 over the unsure half; the sure half 1; the ground 0
     assert np.array_equal(both > 0.5, truth)
+
+
+def test_the_second_pass_never_runs_above_the_plates_long_side(caplog):
+    caplog.set_level(logging.INFO, logger="osvos_plugin.inference")
+    rgb = np.full((96, 128, 3), 0.1, np.float32)
+    rgb[24:72, 16:112] = 0.9
+    net = _UnsureWhenLarge(full=1000)
+    capped = Segmenter(net, _config(process_size=96, soft=False, second_pass_size=400)).predict(rgb)
+    assert sorted(set(net.sizes)) == [(72, 96), (96, 128)]  # the second pass at the plate's 128 px, not 400
+    assert "plate's 128 px" in caplog.text
+    net.sizes.clear()
+    at_plate = Segmenter(net, _config(process_size=96, soft=False, second_pass_size=128)).predict(rgb)
+    assert np.array_equal(capped, at_plate)
+    # frames handed over already shrunk: the plate is the output's size, so the pass may run above the frames'
+    net.sizes.clear()
+    seg = Segmenter(net, _config(process_size=96, soft=True, second_pass_size=400))
+    seg.probabilities([rgb], out_size=(192, 256))
+    assert sorted(set(net.sizes)) == [(72, 96), (192, 256)]
+    # a pass capped down to the processing size is no second pass
+    net.sizes.clear()
+    Segmenter(net, _config(process_size=128, soft=True, second_pass_size=400)).probabilities([rgb])
+    assert set(net.sizes) == {(96, 128)} and len(net.sizes) == 1
 
 
 def _square_shot(folder, n: int = 4) -> list[np.ndarray]:
